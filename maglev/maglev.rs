@@ -1,0 +1,1054 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Maglev consistent hashing, computed exactly as the IPVS `mh` scheduler
+//! (`net/netfilter/ipvs/ip_vs_mh.c`) computes it.
+//!
+//! # The idea
+//!
+//! Maglev (Eisenbud et al., "Maglev: A Fast and Reliable Software Network
+//! Load Balancer", NSDI 2016, section 3.4) maps clients to servers through a
+//! lookup table whose length `M` is a prime. Each server derives, from two
+//! hashes of its own identity, a walk over the table: it starts at `offset`
+//! and moves by a fixed `skip` (between 1 and `M - 1`) each step, wrapping
+//! around. Because `M` is prime, every such walk visits each slot exactly
+//! once, so the walk is a permutation of the slots: the server's order of
+//! preference.
+//!
+//! The table is filled in rounds. In each round every server, in a fixed
+//! order, claims the next slots of its walk that nobody holds yet (a
+//! weighted server claims several in a row). Filling stops the moment the
+//! last slot is taken. A client is then served by `table[hash(client) % M]`.
+//!
+//! Why this shape: every server gets nearly the same number of slots (scaled
+//! by weight), a lookup is one hash and one array read, and because each
+//! server's preference order depends only on that server, adding or
+//! removing one server changes the owners of few slots besides its own.
+//! Unlike a hash ring this trades a little disruption for near-perfect
+//! balance.
+//!
+//! # What this module reproduces
+//!
+//! With [`Order::List`] and the servers given in IPVS list order,
+//! [`build_table`] yields the same table as the C module on a 64-bit
+//! little-endian kernel (x86_64), with [`Server::weight`] standing for the
+//! weight the C code reads (upstream that is `last_weight`, the latest
+//! non-zero weight, so a server set to weight 0 keeps its slots there; the
+//! caller decides which weight to pass):
+//!
+//! * hashing: [`hash_key`] feeds the kernel's 64-bit `hsiphash` (which is
+//!   SipHash-1-3 there, see [`hsiphash`]) with one host-order `u32`: the
+//!   wrapping sum of an offset, the port and the address folded to 32 bits;
+//! * `offset = hash_key(.., HASH1) % M`, `skip = hash_key(.., HASH2) % (M - 1) + 1`;
+//! * weights are divided by their greatest common divisor and shifted right
+//!   so that the largest fits in `TAB_BITS` bits (`TAB_BITS` is half the
+//!   table index, see [`TableSize::tab_bits`]); a positive weight that
+//!   shifts down to zero still gets one turn, a weight `<= 0` gets none;
+//! * population: round after round over the servers in order, each server
+//!   with `t` turns claims `t` slots in a row, and the build stops as soon
+//!   as all `M` slots are claimed, possibly in the middle of a server's
+//!   turns.
+//!
+//! [`Order::Sorted`] populates in (family, address, port) order instead, so
+//! that the table does not depend on the order the servers were added in.
+//!
+//! Nothing here allocates, panics on caller input or uses floating point:
+//! the same file is compiled into the kernel module.
+#![forbid(unsafe_code)]
+
+use core::cmp::Ordering;
+use core::fmt;
+use core::num::{NonZeroU16, NonZeroU32};
+
+/// Valid table sizes (primes), for table index 8..=17 in this order.
+pub const TABLE_SIZES: [u32; 10] = [
+    251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
+];
+
+/// Table index of `TABLE_SIZES[0]` (the kernel's `CONFIG_IP_VS_MH_TAB_INDEX`).
+pub const FIRST_TABLE_INDEX: u32 = 8;
+
+/// The table size the kernel uses by default (table index 12).
+pub const DEFAULT_TABLE_SIZE: u32 = 4093;
+
+/// Marker in a table slot that holds no server.
+pub const EMPTY: u16 = u16::MAX;
+
+/// Most servers a table can refer to: indices must stay below [`EMPTY`].
+pub const MAX_SERVERS: usize = EMPTY as usize - 1;
+
+/// A validated table size: one of [`TABLE_SIZES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSize {
+    /// `M`.
+    m: NonZeroU32,
+    /// `M - 1`, the modulus of a walk's stride.
+    m1: NonZeroU32,
+    /// Kernel table index, 8..=17.
+    index: u32,
+}
+
+/// The default size, checked when this file is compiled.
+const DEFAULT_SIZE: TableSize = match TableSize::new(DEFAULT_TABLE_SIZE) {
+    Some(s) => s,
+    None => panic!("DEFAULT_TABLE_SIZE is not in TABLE_SIZES"),
+};
+
+impl TableSize {
+    /// The size at position `i` of [`TABLE_SIZES`].
+    const fn at(i: usize) -> Option<TableSize> {
+        if i >= TABLE_SIZES.len() {
+            return None;
+        }
+        let m = TABLE_SIZES[i];
+        let (Some(nz), Some(nz1)) = (NonZeroU32::new(m), NonZeroU32::new(m.saturating_sub(1)))
+        else {
+            return None;
+        };
+        Some(TableSize {
+            m: nz,
+            m1: nz1,
+            index: FIRST_TABLE_INDEX.wrapping_add(i as u32),
+        })
+    }
+
+    /// The size with `m` slots, or `None` unless `m` is in [`TABLE_SIZES`].
+    pub const fn new(m: u32) -> Option<TableSize> {
+        let mut i = 0;
+        while i < TABLE_SIZES.len() {
+            if TABLE_SIZES[i] == m {
+                return TableSize::at(i);
+            }
+            i = i.wrapping_add(1);
+        }
+        None
+    }
+
+    /// The size for a kernel table index (`CONFIG_IP_VS_MH_TAB_INDEX`,
+    /// 8..=17), or `None` outside that range.
+    pub const fn from_index(index: u32) -> Option<TableSize> {
+        if index < FIRST_TABLE_INDEX {
+            return None;
+        }
+        TableSize::at((index - FIRST_TABLE_INDEX) as usize)
+    }
+
+    /// Number of slots, `M`.
+    pub const fn slots(self) -> u32 {
+        self.m.get()
+    }
+
+    /// The kernel table index (8..=17) this size corresponds to.
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+
+    /// `TAB_BITS`: half the table index. Weights are scaled so that the
+    /// largest turn count fits in this many bits.
+    pub const fn tab_bits(self) -> u32 {
+        self.index / 2
+    }
+
+    /// Number of `u64` words the scratch bitmap needs: `ceil(M / 64)`.
+    pub const fn bitmap_words(self) -> usize {
+        (self.m.get() as usize).div_ceil(64)
+    }
+}
+
+impl Default for TableSize {
+    /// [`DEFAULT_TABLE_SIZE`] slots.
+    fn default() -> Self {
+        DEFAULT_SIZE
+    }
+}
+
+/// An address as bytes in network order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Addr {
+    /// An IPv4 address.
+    V4([u8; 4]),
+    /// An IPv6 address.
+    V6([u8; 16]),
+}
+
+impl Addr {
+    /// The address folded to a host-order `u32`, as the scheduler hashes
+    /// it: the IPv4 address itself, or the XOR of the four 32-bit words of
+    /// an IPv6 address (each read big-endian).
+    pub const fn fold(&self) -> u32 {
+        match self {
+            Addr::V4(b) => u32::from_be_bytes(*b),
+            Addr::V6(b) => {
+                let w0 = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                let w1 = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                let w2 = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+                let w3 = u32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+                w0 ^ w1 ^ w2 ^ w3
+            }
+        }
+    }
+
+    /// Whether this is an IPv6 address.
+    pub const fn is_v6(&self) -> bool {
+        matches!(self, Addr::V6(_))
+    }
+}
+
+/// One real server as the scheduler sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// The server's address.
+    pub addr: Addr,
+    /// The server's port, in host order.
+    pub port: u16,
+    /// The weight the table is built with. `<= 0` means no slots.
+    pub weight: i32,
+}
+
+/// The order in which servers take their turns while the table is filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Order {
+    /// By (address family, address bytes, port), IPv4 before IPv6; ties
+    /// keep their input order. The table then does not depend on the
+    /// order of the input.
+    #[default]
+    Sorted,
+    /// As given. With the servers in IPVS list order this is what the C
+    /// module does.
+    List,
+}
+
+/// Per-server scratch state for one build: where the server's walk over
+/// the table starts, its stride, where it is now and how many slots it
+/// claims per round.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DestSetup {
+    offset: u32,
+    skip: u32,
+    perm: u32,
+    turns: u32,
+}
+
+impl DestSetup {
+    /// First slot of the server's walk.
+    pub const fn offset(&self) -> u32 {
+        self.offset
+    }
+
+    /// Stride of the server's walk, in `1..M`.
+    pub const fn skip(&self) -> u32 {
+        self.skip
+    }
+
+    /// Position of the walk when the build ended.
+    pub const fn perm(&self) -> u32 {
+        self.perm
+    }
+
+    /// Slots claimed per round; 0 for a server that gets none.
+    pub const fn turns(&self) -> u32 {
+        self.turns
+    }
+}
+
+/// Caller-provided working memory for [`build_table`].
+pub struct Scratch<'a> {
+    /// Bitmap of claimed slots: at least [`TableSize::bitmap_words`] words.
+    pub bitmap: &'a mut [u64],
+    /// One entry per server, in population order: at least `servers.len()`.
+    pub setup: &'a mut [DestSetup],
+    /// Population order as indices into `servers`: at least
+    /// `servers.len()` entries for [`Order::Sorted`]; unused (may be empty)
+    /// for [`Order::List`].
+    pub order: &'a mut [u16],
+}
+
+/// Why [`build_table`] refused to build. The table is untouched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// More servers than slots, or more than [`MAX_SERVERS`].
+    TooManyServers,
+    /// The table's length is not exactly `M`.
+    TableLength,
+    /// A scratch slice is too short.
+    ScratchLength,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            BuildError::TooManyServers => "more servers than table slots",
+            BuildError::TableLength => "table length is not the table size",
+            BuildError::ScratchLength => "scratch buffer too short",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What a successful [`build_table`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildStats {
+    /// Servers that own at least one slot.
+    pub servers: u32,
+    /// Greatest common divisor of the positive weights (0 if none).
+    pub gcd: i32,
+    /// Right shift applied to `weight / gcd`.
+    pub rshift: u32,
+    /// Slots holding a server: `M`, or 0 when no weight is positive.
+    pub filled: u32,
+}
+
+/// The scheduler's first hash key: `offset` of a server's walk, and the
+/// slot of a client.
+pub const HASH1: [u64; 2] = [2654435761, 2654435761];
+
+/// The scheduler's second hash key: `skip` of a server's walk.
+pub const HASH2: [u64; 2] = [2654446892, 2654446892];
+
+/// SipHash state (four 64-bit words).
+#[derive(Clone, Copy)]
+struct Sip {
+    v0: u64,
+    v1: u64,
+    v2: u64,
+    v3: u64,
+}
+
+impl Sip {
+    const fn new(key: &[u64; 2]) -> Sip {
+        // The initial words spell "somepseudorandomlygeneratedbytes".
+        Sip {
+            v0: 0x736f_6d65_7073_6575 ^ key[0],
+            v1: 0x646f_7261_6e64_6f6d ^ key[1],
+            v2: 0x6c79_6765_6e65_7261 ^ key[0],
+            v3: 0x7465_6462_7974_6573 ^ key[1],
+        }
+    }
+
+    #[inline(always)]
+    fn round(&mut self) {
+        self.v0 = self.v0.wrapping_add(self.v1);
+        self.v1 = self.v1.rotate_left(13) ^ self.v0;
+        self.v0 = self.v0.rotate_left(32);
+        self.v2 = self.v2.wrapping_add(self.v3);
+        self.v3 = self.v3.rotate_left(16) ^ self.v2;
+        self.v0 = self.v0.wrapping_add(self.v3);
+        self.v3 = self.v3.rotate_left(21) ^ self.v0;
+        self.v2 = self.v2.wrapping_add(self.v1);
+        self.v1 = self.v1.rotate_left(17) ^ self.v2;
+        self.v2 = self.v2.rotate_left(32);
+    }
+
+    /// Absorbs one 8-byte message word with a single round (the "1" of
+    /// SipHash-1-3).
+    #[inline(always)]
+    fn absorb(&mut self, m: u64) {
+        self.v3 ^= m;
+        self.round();
+        self.v0 ^= m;
+    }
+
+    /// Absorbs the last word `b` (length byte and tail) and runs the three
+    /// finalisation rounds; the kernel keeps the low 32 bits.
+    #[inline(always)]
+    fn finish(mut self, b: u64) -> u32 {
+        self.absorb(b);
+        self.v2 ^= 0xff;
+        self.round();
+        self.round();
+        self.round();
+        (self.v0 ^ self.v1 ^ self.v2 ^ self.v3) as u32
+    }
+}
+
+/// Little-endian value of up to 8 bytes.
+fn le_word(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte))
+}
+
+/// The kernel's `hsiphash()` on 64-bit: SipHash-1-3 over `data` with the
+/// 128-bit key `key` (the two words of `hsiphash_key_t`), returning the
+/// low 32 bits of the 64-bit result. Input words are little-endian, as the
+/// kernel reads them.
+pub fn hsiphash(data: &[u8], key: &[u64; 2]) -> u32 {
+    let mut s = Sip::new(key);
+    let mut words = data.chunks_exact(8);
+    for w in words.by_ref() {
+        s.absorb(le_word(w));
+    }
+    // Only the low byte of the length survives the shift, as in C.
+    let b = ((data.len() as u64) << 56) | le_word(words.remainder());
+    s.finish(b)
+}
+
+/// [`hsiphash`] of the four bytes of `value` as a little-endian machine
+/// stores them: what the kernel computes for `hsiphash(&v, sizeof(v), key)`
+/// with a `u32 v` on x86_64.
+pub fn hsiphash_u32(value: u32, key: &[u64; 2]) -> u32 {
+    Sip::new(key).finish((4u64 << 56) | u64::from(value))
+}
+
+/// The scheduler's hash of an address and port: [`hsiphash_u32`] of the
+/// wrapping sum `offset + port + addr.fold()` (port in host order, see
+/// [`Addr::fold`]).
+pub fn hash_key(addr: &Addr, port: u16, key: &[u64; 2], offset: u32) -> u32 {
+    let v = offset
+        .wrapping_add(u32::from(port))
+        .wrapping_add(addr.fold());
+    hsiphash_u32(v, key)
+}
+
+/// The slot a client maps to: `hash_key(addr, port, HASH1, 0) % M`.
+///
+/// `port` is the client's port in host order when the service hashes ports
+/// (`mh-port`), and 0 otherwise.
+pub fn slot_of(size: TableSize, addr: &Addr, port: u16) -> u32 {
+    hash_key(addr, port, &HASH1, 0) % size.m
+}
+
+/// The server index in the client's slot, or `None` if that slot is
+/// [`EMPTY`] or the table is too short to have it.
+pub fn lookup(size: TableSize, table: &[u16], addr: &Addr, port: u16) -> Option<u16> {
+    slot_entry(table, slot_of(size, addr, port))
+}
+
+fn slot_entry(table: &[u16], slot: u32) -> Option<u16> {
+    match table.get(slot as usize) {
+        Some(&idx) if idx != EMPTY => Some(idx),
+        _ => None,
+    }
+}
+
+/// Lookup with the C module's fallback (`mh-fallback`): the client's own
+/// slot if `available` accepts its server; otherwise, for `offset` in
+/// `0..M`, the slot `hash_key(client, HASH1, (offset + first_slot) % M) % M`,
+/// returning the first server `available` accepts. The walk gives up at
+/// an [`EMPTY`] slot. `None` if the client's own slot is empty, or nothing
+/// acceptable was found.
+pub fn lookup_fallback(
+    size: TableSize,
+    table: &[u16],
+    addr: &Addr,
+    port: u16,
+    mut available: impl FnMut(u16) -> bool,
+) -> Option<u16> {
+    let first = slot_of(size, addr, port);
+    let idx = slot_entry(table, first)?;
+    if available(idx) {
+        return Some(idx);
+    }
+    for offset in 0..size.slots() {
+        // Both terms are below M <= 2^17: the sum never wraps.
+        let roffset = offset.wrapping_add(first) % size.m;
+        let slot = hash_key(addr, port, &HASH1, roffset) % size.m;
+        let idx = slot_entry(table, slot)?;
+        if available(idx) {
+            return Some(idx);
+        }
+    }
+    None
+}
+
+const fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        let r = a % b;
+        a = b;
+        b = r;
+    }
+    a
+}
+
+/// Index (1-based) of the highest set bit, 0 for 0: the kernel's `fls()`.
+const fn fls(x: u32) -> u32 {
+    // leading_zeros() <= 32: never wraps.
+    u32::BITS.wrapping_sub(x.leading_zeros())
+}
+
+/// Greatest common divisor of the positive weights, 0 if there is none.
+pub fn weight_gcd(servers: &[Server]) -> u32 {
+    servers
+        .iter()
+        .filter_map(|s| u32::try_from(s.weight).ok())
+        .filter(|&w| w > 0)
+        .fold(0, gcd)
+}
+
+/// How far `weight / gcd` is shifted right so that the largest one fits in
+/// [`TableSize::tab_bits`] bits: `max(0, fls(max_weight / gcd) - tab_bits)`,
+/// and 0 when `gcd` is 0.
+pub fn weight_rshift(size: TableSize, servers: &[Server], gcd: u32) -> u32 {
+    let max = servers
+        .iter()
+        .filter_map(|s| u32::try_from(s.weight).ok())
+        .max()
+        .unwrap_or(0);
+    match max.checked_div(gcd) {
+        Some(mw) => fls(mw).saturating_sub(size.tab_bits()),
+        None => 0,
+    }
+}
+
+/// Slots a server with `weight` claims per round: `(weight / gcd) >> rshift`,
+/// at least 1 for a positive weight, 0 for a weight `<= 0`.
+pub const fn turns_for(weight: i32, gcd: u32, rshift: u32) -> u32 {
+    if weight <= 0 || gcd == 0 {
+        return 0;
+    }
+    let t = match (weight as u32 / gcd).checked_shr(rshift) {
+        Some(t) => t,
+        None => 0,
+    };
+    if t == 0 {
+        1
+    } else {
+        t
+    }
+}
+
+/// Total order of servers for [`Order::Sorted`]: family, address bytes,
+/// port, then input position (so equal keys keep their input order).
+fn sorted_cmp(servers: &[Server], a: u16, b: u16) -> Ordering {
+    let key = |i: u16| servers.get(usize::from(i)).map(|s| (s.addr, s.port));
+    key(a).cmp(&key(b)).then(a.cmp(&b))
+}
+
+fn bit_is_set(bitmap: &[u64], c: u32) -> bool {
+    match bitmap.get((c / 64) as usize) {
+        Some(w) => (w >> (c % 64)) & 1 != 0,
+        // Not reachable: the bitmap covers all M slots. Calling it taken
+        // keeps the slot (and the table) out of reach.
+        None => true,
+    }
+}
+
+fn set_bit(bitmap: &mut [u64], c: u32) {
+    if let Some(w) = bitmap.get_mut((c / 64) as usize) {
+        *w |= 1u64 << (c % 64);
+    }
+}
+
+/// Advances `ds` along its walk to the first unclaimed slot and returns it.
+/// The walk is a permutation of `0..m`, so while any slot is free one is
+/// found within `m` steps; `None` only if every slot is taken.
+fn next_free(ds: &mut DestSetup, bitmap: &[u64], m: u32) -> Option<u32> {
+    for _ in 0..m {
+        if !bit_is_set(bitmap, ds.perm) {
+            return Some(ds.perm);
+        }
+        // perm and skip are below M <= 2^17: the sum never wraps.
+        ds.perm = ds.perm.wrapping_add(ds.skip);
+        if ds.perm >= m {
+            ds.perm -= m;
+        }
+    }
+    None
+}
+
+/// Fills `table` (length exactly `M`) with indices into `servers` (their
+/// position as given, whatever `order` is), or [`EMPTY`] everywhere when
+/// no server has a positive weight.
+///
+/// Everything is validated before the table is written: on error the table
+/// is untouched (scratch may have been written).
+pub fn build_table(
+    size: TableSize,
+    servers: &[Server],
+    order: Order,
+    table: &mut [u16],
+    scratch: Scratch<'_>,
+) -> Result<BuildStats, BuildError> {
+    let m = size.slots();
+    let n = servers.len();
+    if n > m as usize || n > MAX_SERVERS {
+        return Err(BuildError::TooManyServers);
+    }
+    if table.len() != m as usize {
+        return Err(BuildError::TableLength);
+    }
+    let bitmap = scratch
+        .bitmap
+        .get_mut(..size.bitmap_words())
+        .ok_or(BuildError::ScratchLength)?;
+    let setup = scratch
+        .setup
+        .get_mut(..n)
+        .ok_or(BuildError::ScratchLength)?;
+    let perm_order: Option<&mut [u16]> = match order {
+        Order::List => None,
+        Order::Sorted => Some(
+            scratch
+                .order
+                .get_mut(..n)
+                .ok_or(BuildError::ScratchLength)?,
+        ),
+    };
+
+    // Population position -> index into `servers`.
+    let perm_order: Option<&[u16]> = match perm_order {
+        None => None,
+        Some(o) => {
+            // (A bounded range, unlike enumerate(), needs no overflow check.)
+            for (i, slot) in (0..n).zip(o.iter_mut()) {
+                *slot = u16::try_from(i).unwrap_or(EMPTY);
+            }
+            o.sort_unstable_by(|&a, &b| sorted_cmp(servers, a, b));
+            Some(o)
+        }
+    };
+    let index_at = |k: usize| -> usize {
+        match perm_order {
+            None => k,
+            Some(o) => o.get(k).map_or(usize::MAX, |&i| usize::from(i)),
+        }
+    };
+
+    let g = weight_gcd(servers);
+    let rshift = weight_rshift(size, servers, g);
+    for (k, ds) in (0..n).zip(setup.iter_mut()) {
+        *ds = match servers.get(index_at(k)) {
+            Some(s) => {
+                let offset = hash_key(&s.addr, s.port, &HASH1, 0) % size.m;
+                // The remainder is below M - 1: adding 1 never wraps.
+                let skip = (hash_key(&s.addr, s.port, &HASH2, 0) % size.m1).wrapping_add(1);
+                DestSetup {
+                    offset,
+                    skip,
+                    perm: offset,
+                    turns: turns_for(s.weight, g, rshift),
+                }
+            }
+            None => DestSetup::default(),
+        };
+    }
+
+    table.fill(EMPTY);
+    let mut stats = BuildStats {
+        servers: 0,
+        gcd: i32::try_from(g).unwrap_or(i32::MAX),
+        rshift,
+        filled: 0,
+    };
+    if g == 0 {
+        return Ok(stats);
+    }
+    bitmap.fill(0);
+
+    let mut first_round = true;
+    'fill: loop {
+        let before = stats.filled;
+        for (k, ds) in (0..n).zip(setup.iter_mut()) {
+            if ds.turns == 0 {
+                continue;
+            }
+            let value = u16::try_from(index_at(k)).unwrap_or(EMPTY);
+            if first_round {
+                // At most n <= MAX_SERVERS.
+                stats.servers = stats.servers.wrapping_add(1);
+            }
+            for _ in 0..ds.turns {
+                let Some(c) = next_free(ds, bitmap, m) else {
+                    break 'fill;
+                };
+                set_bit(bitmap, c);
+                if let Some(slot) = table.get_mut(c as usize) {
+                    *slot = value;
+                }
+                // At most M.
+                stats.filled = stats.filled.wrapping_add(1);
+                if stats.filled == m {
+                    break 'fill;
+                }
+            }
+        }
+        if stats.filled == before {
+            // Not reachable: g > 0 means some server has turns.
+            break;
+        }
+        first_round = false;
+    }
+    Ok(stats)
+}
+
+/// Counts the slots of each server: `counts[i]` becomes the number of
+/// slots holding `i` (entries past `counts.len()` are not counted).
+/// Returns the number of [`EMPTY`] slots.
+pub fn count_slots(table: &[u16], counts: &mut [u32]) -> u32 {
+    counts.fill(0);
+    let mut empty: u32 = 0;
+    for &idx in table {
+        if idx == EMPTY {
+            empty = empty.saturating_add(1);
+        } else if let Some(c) = counts.get_mut(usize::from(idx)) {
+            *c = c.saturating_add(1);
+        }
+    }
+    empty
+}
+
+/// FNV-1a (32-bit) over the table, each entry as two little-endian bytes.
+/// Used to pin known answers compactly.
+pub fn table_fingerprint(table: &[u16]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &v in table {
+        for byte in v.to_le_bytes() {
+            h ^= u32::from(byte);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    }
+    h
+}
+
+/// The servers of a [`KnownAnswer`].
+#[derive(Clone, Copy, Debug)]
+pub enum KnownServers {
+    /// Exactly these servers, in list order.
+    Fixed(&'static [Server]),
+    /// `count` IPv4 servers: server `i` has address `base + i` (as a
+    /// big-endian `u32`, wrapping), port `port` and weight
+    /// `1 + i % weight_mod` (weight 1 when `weight_mod` is 0).
+    Generated {
+        /// How many servers.
+        count: u16,
+        /// Address of server 0.
+        base: [u8; 4],
+        /// Port of every server.
+        port: u16,
+        /// Weights cycle through `1..=weight_mod`.
+        weight_mod: u16,
+    },
+}
+
+/// A pinned configuration and the table it must produce, shared by the
+/// userspace tests and the in-kernel KUnit tests.
+#[derive(Clone, Copy, Debug)]
+pub struct KnownAnswer {
+    /// Short name for reports.
+    pub name: &'static str,
+    /// Table size `M`.
+    pub size: u32,
+    /// Population order.
+    pub order: Order,
+    /// The servers, in list order.
+    pub servers: KnownServers,
+    /// Expected [`BuildStats`].
+    pub stats: BuildStats,
+    /// Expected [`table_fingerprint`] of the whole table.
+    pub fingerprint: u32,
+    /// Expected first eight slots.
+    pub first: [u16; 8],
+}
+
+impl KnownAnswer {
+    /// Number of servers.
+    pub const fn len(&self) -> usize {
+        match self.servers {
+            KnownServers::Fixed(s) => s.len(),
+            KnownServers::Generated { count, .. } => count as usize,
+        }
+    }
+
+    /// Whether the configuration has no server.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Server `i`, or `None` past the end.
+    pub fn server(&self, i: usize) -> Option<Server> {
+        match self.servers {
+            KnownServers::Fixed(s) => s.get(i).copied(),
+            KnownServers::Generated {
+                count,
+                base,
+                port,
+                weight_mod,
+            } => {
+                if i >= usize::from(count) {
+                    return None;
+                }
+                let i = u16::try_from(i).ok()?;
+                let addr = u32::from_be_bytes(base).wrapping_add(u32::from(i));
+                let weight = match NonZeroU16::new(weight_mod) {
+                    None => 1,
+                    Some(w) => i32::from(i % w).wrapping_add(1),
+                };
+                Some(Server {
+                    addr: Addr::V4(addr.to_be_bytes()),
+                    port,
+                    weight,
+                })
+            }
+        }
+    }
+}
+
+const fn v4(a: [u8; 4], port: u16, weight: i32) -> Server {
+    Server {
+        addr: Addr::V4(a),
+        port,
+        weight,
+    }
+}
+
+const fn v6(a: [u8; 16], port: u16, weight: i32) -> Server {
+    Server {
+        addr: Addr::V6(a),
+        port,
+        weight,
+    }
+}
+
+/// 2001:db8::`last` as bytes.
+const fn doc_v6(last: u8) -> [u8; 16] {
+    [
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last,
+    ]
+}
+
+const KA_THREE: [Server; 3] = [
+    v4([10, 1, 0, 1], 80, 1),
+    v4([10, 1, 0, 2], 80, 1),
+    v4([10, 1, 0, 3], 80, 1),
+];
+
+const KA_WEIGHTED: [Server; 4] = [
+    v4([192, 168, 10, 4], 8080, 4),
+    v4([192, 168, 10, 1], 8080, 1),
+    v4([192, 168, 10, 3], 8081, 3),
+    v4([192, 168, 10, 2], 8082, 2),
+];
+
+const KA_ZERO: [Server; 5] = [
+    v4([172, 16, 0, 10], 443, 5),
+    v4([172, 16, 0, 11], 443, 0),
+    v4([172, 16, 0, 12], 443, 10),
+    v4([172, 16, 0, 13], 443, 0),
+    v4([172, 16, 0, 14], 443, 15),
+];
+
+const KA_V6: [Server; 4] = [
+    v6(doc_v6(0x20), 53, 2),
+    v6(doc_v6(0x10), 53, 1),
+    v6(doc_v6(0x10), 5353, 1),
+    v6(doc_v6(0x30), 53, 3),
+];
+
+const KA_SHIFT: [Server; 4] = [
+    v4([10, 9, 0, 1], 0, 65535),
+    v4([10, 9, 0, 2], 0, 1000),
+    v4([10, 9, 0, 3], 0, 1),
+    v4([10, 9, 0, 4], 0, 40000),
+];
+
+const KA_ALL_ZERO: [Server; 2] = [v4([10, 0, 0, 1], 80, 0), v4([10, 0, 0, 2], 80, 0)];
+
+/// Pinned configurations and the tables they produce.
+///
+/// The [`Order::List`] entries were checked against the unmodified C of
+/// Linux 7.3 (`ip_vs_mh.c` and `lib/siphash.c` compiled in userspace), the
+/// [`Order::Sorted`] one by giving that C the servers in sorted order. They
+/// cover gcd > 1, zero weights, IPv6, a non-zero shift, no usable server,
+/// as many servers as slots (where some servers get none) and the largest
+/// table.
+pub const KNOWN_ANSWERS: [KnownAnswer; 9] = [
+    KnownAnswer {
+        name: "three-equal-4093-list",
+        size: 4093,
+        order: Order::List,
+        servers: KnownServers::Fixed(&KA_THREE),
+        stats: BuildStats {
+            servers: 3,
+            gcd: 1,
+            rshift: 0,
+            filled: 4093,
+        },
+        fingerprint: 0x3b0e_ae5d,
+        first: [2, 2, 2, 0, 2, 1, 2, 1],
+    },
+    KnownAnswer {
+        name: "weighted-4093-list",
+        size: 4093,
+        order: Order::List,
+        servers: KnownServers::Fixed(&KA_WEIGHTED),
+        stats: BuildStats {
+            servers: 4,
+            gcd: 1,
+            rshift: 0,
+            filled: 4093,
+        },
+        fingerprint: 0xe2f2_421e,
+        first: [1, 0, 2, 3, 0, 3, 0, 0],
+    },
+    KnownAnswer {
+        name: "weighted-4093-sorted",
+        size: 4093,
+        order: Order::Sorted,
+        servers: KnownServers::Fixed(&KA_WEIGHTED),
+        stats: BuildStats {
+            servers: 4,
+            gcd: 1,
+            rshift: 0,
+            filled: 4093,
+        },
+        fingerprint: 0x315e_4c87,
+        first: [1, 3, 2, 0, 0, 0, 2, 3],
+    },
+    KnownAnswer {
+        name: "zero-weights-251-list",
+        size: 251,
+        order: Order::List,
+        servers: KnownServers::Fixed(&KA_ZERO),
+        stats: BuildStats {
+            servers: 3,
+            gcd: 5,
+            rshift: 0,
+            filled: 251,
+        },
+        fingerprint: 0x03e0_f529,
+        first: [2, 2, 4, 4, 4, 4, 4, 4],
+    },
+    KnownAnswer {
+        name: "ipv6-1021-list",
+        size: 1021,
+        order: Order::List,
+        servers: KnownServers::Fixed(&KA_V6),
+        stats: BuildStats {
+            servers: 4,
+            gcd: 1,
+            rshift: 0,
+            filled: 1021,
+        },
+        fingerprint: 0xa1ac_647e,
+        first: [0, 3, 3, 2, 1, 3, 1, 3],
+    },
+    KnownAnswer {
+        name: "rshift-65521-list",
+        size: 65521,
+        order: Order::List,
+        servers: KnownServers::Fixed(&KA_SHIFT),
+        stats: BuildStats {
+            servers: 4,
+            gcd: 1,
+            rshift: 8,
+            filled: 65521,
+        },
+        fingerprint: 0x1314_c386,
+        first: [0, 3, 0, 3, 0, 3, 3, 0],
+    },
+    KnownAnswer {
+        name: "all-zero-509-list",
+        size: 509,
+        order: Order::List,
+        servers: KnownServers::Fixed(&KA_ALL_ZERO),
+        stats: BuildStats {
+            servers: 0,
+            gcd: 0,
+            rshift: 0,
+            filled: 0,
+        },
+        fingerprint: 0xeb72_9d4b,
+        first: [EMPTY; 8],
+    },
+    KnownAnswer {
+        name: "n-equals-m-251-list",
+        size: 251,
+        order: Order::List,
+        servers: KnownServers::Generated {
+            count: 251,
+            base: [10, 2, 0, 0],
+            port: 80,
+            weight_mod: 2,
+        },
+        stats: BuildStats {
+            servers: 168,
+            gcd: 1,
+            rshift: 0,
+            filled: 251,
+        },
+        fingerprint: 0x7c8d_2592,
+        first: [79, 104, 51, 75, 130, 158, 122, 5],
+    },
+    KnownAnswer {
+        name: "thousand-131071-list",
+        size: 131071,
+        order: Order::List,
+        servers: KnownServers::Generated {
+            count: 1000,
+            base: [10, 3, 250, 0],
+            port: 443,
+            weight_mod: 7,
+        },
+        stats: BuildStats {
+            servers: 1000,
+            gcd: 1,
+            rshift: 0,
+            filled: 131071,
+        },
+        fingerprint: 0x29a0_883d,
+        first: [634, 145, 446, 482, 315, 131, 181, 123],
+    },
+];
+
+/// A pinned hash: `hash_key(addr, port, key, offset)` must equal `hash`.
+/// The kernel side can recompute these with its own `hsiphash()`.
+#[derive(Clone, Copy, Debug)]
+pub struct HashVector {
+    /// Address hashed.
+    pub addr: Addr,
+    /// Port hashed (host order).
+    pub port: u16,
+    /// Whether [`HASH2`] (instead of [`HASH1`]) is the key.
+    pub second_key: bool,
+    /// Offset added before hashing.
+    pub offset: u32,
+    /// Expected [`hash_key`] result.
+    pub hash: u32,
+}
+
+/// Pinned [`hash_key`] values, checked against the C `ip_vs_mh_hashkey()`
+/// of Linux 7.3 compiled in userspace.
+pub const HASH_VECTORS: [HashVector; 6] = [
+    HashVector {
+        addr: Addr::V4([10, 1, 0, 1]),
+        port: 80,
+        second_key: false,
+        offset: 0,
+        hash: 0x17c8_7ac9,
+    },
+    HashVector {
+        addr: Addr::V4([10, 1, 0, 1]),
+        port: 80,
+        second_key: true,
+        offset: 0,
+        hash: 0x6148_7d80,
+    },
+    HashVector {
+        addr: Addr::V4([192, 0, 2, 7]),
+        port: 0,
+        second_key: false,
+        offset: 17,
+        hash: 0x7fc5_53ee,
+    },
+    HashVector {
+        addr: Addr::V4([255, 255, 255, 255]),
+        port: 65535,
+        second_key: false,
+        offset: 4092,
+        hash: 0x3045_6135,
+    },
+    HashVector {
+        addr: Addr::V6(doc_v6(1)),
+        port: 53,
+        second_key: false,
+        offset: 0,
+        hash: 0xc7cb_25e7,
+    },
+    HashVector {
+        addr: Addr::V6(doc_v6(1)),
+        port: 53,
+        second_key: true,
+        offset: 0,
+        hash: 0xd99c_5595,
+    },
+];

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `mhsim`: what the IPVS `mh` scheduler's Maglev table looks like for a set
+//! of real servers, where clients go, and what changes when the set
+//! changes. Built on `maglev`, the same core the kernel module compiles.
+
+mod ipvsadm;
+mod sim;
+mod spec;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use maglev::{Addr, Order, TableSize, DEFAULT_TABLE_SIZE, TABLE_SIZES};
+use serde_json::{json, Value};
+
+use crate::sim::{Input, LookupOpts};
+
+const USAGE: &str = "\
+usage:
+  mhsim table  [OPTIONS] SERVER...|-
+  mhsim lookup [OPTIONS] SERVER...|- (--client ADDR[:PORT] ... | --clients-file FILE)
+  mhsim diff   [OPTIONS] --before SERVER...|- --after SERVER...|-
+  mhsim help
+
+SERVER is ADDR:PORT[:WEIGHT] or [V6ADDR]:PORT[:WEIGHT] (weight 1 by default),
+in the order of the scheduler's list. '-' reads 'ipvsadm -Sn --nosort' output
+from standard input and reports on each mh service in it.
+
+options:
+  --size M             table size, one of 251 509 1021 2039 4093 8191 16381
+                       32749 65521 131071 (default 4093)
+  --order sorted|list  population order (default sorted); 'list' is the C
+                       module's order when the servers are in list order
+  --json               one JSON object on standard output
+  --service SEL        with '-': only this mh service: tcp:ADDR:PORT,
+                       udp:ADDR:PORT, sctp:ADDR:PORT, fwm:MARK, fwm6:MARK,
+                       or N for the N-th mh service
+lookup options:
+  --client ADDR[:PORT]   a client (repeatable; a bare address means port 0)
+  --clients-file FILE    clients, one ADDR[:PORT] per line ('#' comments)
+  --port-hash always|flag  'always' (default): every client's port is hashed,
+                         as ip_vs_mh_rs does; 'flag': only with '-b mh-port'
+                         (or --mh-port), port 0 otherwise, as the C ip_vs_mh
+  --mh-port              the service has '-b mh-port' (for SERVER lists)
+  --fallback             skip unavailable servers (as '-b mh-fallback')
+  --unavailable ADDR:PORT  treat this server as unavailable (repeatable)
+diff options:
+  --before-file FILE, --after-file FILE   read 'ipvsadm -Sn' output from FILE
+
+Bad input: one message on standard error, exit status 2.
+";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Table,
+    Lookup,
+    Diff,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Servers,
+    Before,
+    After,
+}
+
+struct Opts {
+    cmd: Cmd,
+    size: TableSize,
+    order: Order,
+    json: bool,
+    service: Option<String>,
+    servers: Vec<String>,
+    before: Vec<String>,
+    after: Vec<String>,
+    before_file: Option<String>,
+    after_file: Option<String>,
+    clients: Vec<String>,
+    clients_file: Option<String>,
+    mh_port: bool,
+    always_port: bool,
+    fallback: bool,
+    unavailable: Vec<String>,
+}
+
+fn parse_size(v: &str) -> Result<TableSize, String> {
+    let list = TABLE_SIZES
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    v.parse::<u32>()
+        .ok()
+        .and_then(TableSize::new)
+        .ok_or_else(|| format!("table size '{v}' is not one of {list}"))
+}
+
+fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
+    let Some(cmd) = args.first() else {
+        return Err("no command given (table, lookup or diff; see mhsim --help)".into());
+    };
+    let cmd = match cmd.as_str() {
+        "table" => Cmd::Table,
+        "lookup" => Cmd::Lookup,
+        "diff" => Cmd::Diff,
+        "help" | "--help" | "-h" => return Ok(None),
+        other => {
+            return Err(format!(
+                "unknown command '{other}' (table, lookup or diff; see mhsim --help)"
+            ))
+        }
+    };
+    let mut o = Opts {
+        cmd,
+        size: TableSize::new(DEFAULT_TABLE_SIZE).expect("default size"),
+        order: Order::Sorted,
+        json: false,
+        service: None,
+        servers: Vec::new(),
+        before: Vec::new(),
+        after: Vec::new(),
+        before_file: None,
+        after_file: None,
+        clients: Vec::new(),
+        clients_file: None,
+        mh_port: false,
+        always_port: true,
+        fallback: false,
+        unavailable: Vec::new(),
+    };
+    let mut target = Target::Servers;
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        i += 1;
+        if a == "-" || !a.starts_with('-') {
+            let list = match target {
+                Target::Servers => &mut o.servers,
+                Target::Before => &mut o.before,
+                Target::After => &mut o.after,
+            };
+            list.push(a.to_string());
+            continue;
+        }
+        if a == "--help" || a == "-h" {
+            return Ok(None);
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (a, None),
+        };
+        let takes_value = matches!(
+            name,
+            "--size"
+                | "--order"
+                | "--service"
+                | "--client"
+                | "--clients-file"
+                | "--unavailable"
+                | "--port-hash"
+                | "--before-file"
+                | "--after-file"
+        );
+        let value = if takes_value {
+            match inline {
+                Some(v) => Some(v),
+                None => {
+                    let v = args
+                        .get(i)
+                        .ok_or_else(|| format!("option {name} needs a value"))?;
+                    i += 1;
+                    Some(v.clone())
+                }
+            }
+        } else {
+            if inline.is_some() {
+                return Err(format!("option {name} takes no value"));
+            }
+            None
+        };
+        let only = |want: Cmd, what: &str| -> Result<(), String> {
+            if cmd == want {
+                Ok(())
+            } else {
+                Err(format!("option {name} is only for '{what}'"))
+            }
+        };
+        let v = value.unwrap_or_default();
+        match name {
+            "--size" => o.size = parse_size(&v)?,
+            "--order" => {
+                o.order = match v.as_str() {
+                    "sorted" => Order::Sorted,
+                    "list" => Order::List,
+                    _ => return Err(format!("order '{v}' is not 'sorted' or 'list'")),
+                }
+            }
+            "--json" => o.json = true,
+            "--service" => o.service = Some(v),
+            "--client" => {
+                only(Cmd::Lookup, "lookup")?;
+                o.clients.push(v);
+            }
+            "--clients-file" => {
+                only(Cmd::Lookup, "lookup")?;
+                o.clients_file = Some(v);
+            }
+            "--mh-port" => {
+                only(Cmd::Lookup, "lookup")?;
+                o.mh_port = true;
+            }
+            "--port-hash" => {
+                only(Cmd::Lookup, "lookup")?;
+                o.always_port = match v.as_str() {
+                    "always" => true,
+                    "flag" => false,
+                    _ => return Err(format!("--port-hash '{v}' is not 'always' or 'flag'")),
+                };
+            }
+            "--fallback" => {
+                only(Cmd::Lookup, "lookup")?;
+                o.fallback = true;
+            }
+            "--unavailable" => {
+                only(Cmd::Lookup, "lookup")?;
+                o.unavailable.push(v);
+            }
+            "--before" => {
+                only(Cmd::Diff, "diff")?;
+                target = Target::Before;
+            }
+            "--after" => {
+                only(Cmd::Diff, "diff")?;
+                target = Target::After;
+            }
+            "--before-file" => {
+                only(Cmd::Diff, "diff")?;
+                o.before_file = Some(v);
+            }
+            "--after-file" => {
+                only(Cmd::Diff, "diff")?;
+                o.after_file = Some(v);
+            }
+            _ => return Err(format!("unknown option '{a}' (see mhsim --help)")),
+        }
+    }
+    Ok(Some(o))
+}
+
+/// Reads standard input at most once.
+struct Stdin {
+    used: bool,
+}
+
+impl Stdin {
+    fn read(&mut self) -> Result<String, String> {
+        if self.used {
+            return Err("standard input ('-') can be read only once".into());
+        }
+        self.used = true;
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(s)
+    }
+}
+
+fn read_file(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+/// The inputs named by `tokens` (servers, or '-') or `file` (ipvsadm).
+/// `what` names the set in messages.
+fn resolve(
+    tokens: &[String],
+    file: Option<&str>,
+    stdin: &mut Stdin,
+    service: Option<&str>,
+    what: &str,
+) -> Result<(Vec<Input>, bool), String> {
+    let from_ipvsadm = tokens.iter().any(|t| t == "-") || file.is_some();
+    if from_ipvsadm {
+        if tokens.len() > 1 || (file.is_some() && !tokens.is_empty()) {
+            return Err(format!(
+                "{what}: '-' (or a file) cannot be combined with other servers"
+            ));
+        }
+        let text = match file {
+            Some(f) => read_file(f)?,
+            None => stdin.read()?,
+        };
+        let services = ipvsadm::parse(&text)?;
+        if services.is_empty() {
+            return Err(format!("{what}: no mh service in the ipvsadm input"));
+        }
+        let picked: Vec<_> = match service {
+            None => services,
+            Some(sel) => {
+                let hit = if let Ok(n) = sel.parse::<usize>() {
+                    n.checked_sub(1).and_then(|i| services.get(i)).cloned()
+                } else {
+                    let id = ipvsadm::normalise_selector(sel)?;
+                    services.iter().find(|s| s.id == id).cloned()
+                };
+                let Some(s) = hit else {
+                    let have: Vec<_> = services.iter().map(|s| s.id.as_str()).collect();
+                    return Err(format!(
+                        "{what}: no mh service '{sel}' in the ipvsadm input (there is: {})",
+                        have.join(", ")
+                    ));
+                };
+                vec![s]
+            }
+        };
+        let inputs = picked
+            .into_iter()
+            .map(|s| Input {
+                hashed: s.hashed_dests(),
+                service: Some(s.id.clone()),
+                servers: s.dests.clone(),
+                mh_port: s.mh_port,
+                mh_fallback: s.mh_fallback,
+            })
+            .collect();
+        return Ok((inputs, true));
+    }
+    if tokens.is_empty() {
+        return Err(format!("{what}: no servers given"));
+    }
+    if service.is_some() && what == "servers" {
+        return Err("--service needs '-' (ipvsadm input)".into());
+    }
+    let mut servers = Vec::new();
+    let mut seen = HashSet::new();
+    for t in tokens {
+        let s = spec::parse_server(t)?;
+        if !seen.insert((s.addr, s.port)) {
+            return Err(format!(
+                "{what}: server {} given twice",
+                spec::HostPort(&s.addr, s.port)
+            ));
+        }
+        servers.push(s);
+    }
+    Ok((
+        vec![Input {
+            service: None,
+            hashed: servers.clone(),
+            servers,
+            mh_port: false,
+            mh_fallback: false,
+        }],
+        false,
+    ))
+}
+
+/// One JSON value, or `{"services": [...]}` for several reports.
+fn combine_json(mut v: Vec<Value>) -> Value {
+    if v.len() == 1 {
+        v.remove(0)
+    } else {
+        json!({ "services": v })
+    }
+}
+
+fn render(values: Vec<Value>, texts: Vec<String>, as_json: bool) -> String {
+    if as_json {
+        let mut s = combine_json(values).to_string();
+        s.push('\n');
+        s
+    } else {
+        texts.join("\n")
+    }
+}
+
+fn cmd_table(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
+    let (inputs, _) = resolve(&o.servers, None, stdin, o.service.as_deref(), "servers")?;
+    let mut values = Vec::new();
+    let mut texts = Vec::new();
+    for input in &inputs {
+        let b = sim::build(input, o.size, o.order)?;
+        if o.json {
+            values.push(sim::table_json(&b));
+        } else {
+            texts.push(sim::table_text(&b));
+        }
+    }
+    Ok(render(values, texts, o.json))
+}
+
+fn read_clients(o: &Opts) -> Result<Vec<(Addr, u16)>, String> {
+    let mut out = Vec::new();
+    for c in &o.clients {
+        out.push(spec::parse_client(c)?);
+    }
+    if let Some(f) = &o.clients_file {
+        let text = read_file(f)?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            out.push(spec::parse_client(line).map_err(|e| format!("{f} line {}: {e}", n + 1))?);
+        }
+    }
+    if out.is_empty() {
+        return Err("no clients given (--client ADDR[:PORT] or --clients-file FILE)".into());
+    }
+    Ok(out)
+}
+
+fn cmd_lookup(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
+    let clients = read_clients(o)?;
+    let unavailable = o
+        .unavailable
+        .iter()
+        .map(|u| spec::parse_host_port(u).map_err(|e| format!("--unavailable: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (inputs, _) = resolve(&o.servers, None, stdin, o.service.as_deref(), "servers")?;
+    let opts = LookupOpts {
+        clients: &clients,
+        mh_port: o.mh_port,
+        always_port: o.always_port,
+        fallback: o.fallback,
+        unavailable: &unavailable,
+    };
+    let mut values = Vec::new();
+    let mut texts = Vec::new();
+    for input in &inputs {
+        let b = sim::build(input, o.size, o.order)?;
+        let res = sim::run_lookups(&b, &opts)?;
+        if o.json {
+            values.push(sim::lookup_json(&b, &opts, &res));
+        } else {
+            texts.push(sim::lookup_text(&b, &opts, &res));
+        }
+    }
+    Ok(render(values, texts, o.json))
+}
+
+fn cmd_diff(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
+    if !o.servers.is_empty() {
+        return Err("diff: put the servers after --before or --after".into());
+    }
+    let sel = o.service.as_deref();
+    let (before, b_ipvs) = resolve(&o.before, o.before_file.as_deref(), stdin, sel, "--before")?;
+    let (after, a_ipvs) = resolve(&o.after, o.after_file.as_deref(), stdin, sel, "--after")?;
+    let pairs: Vec<(&Input, &Input)> = if before.len() == 1 && after.len() == 1 {
+        vec![(&before[0], &after[0])]
+    } else if b_ipvs && a_ipvs {
+        let p: Vec<_> = before
+            .iter()
+            .filter_map(|b| {
+                after
+                    .iter()
+                    .find(|a| a.service == b.service)
+                    .map(|a| (b, a))
+            })
+            .collect();
+        if p.is_empty() {
+            return Err("diff: the two ipvsadm inputs have no mh service in common".into());
+        }
+        p
+    } else {
+        return Err(
+            "diff: several mh services in the ipvsadm input; pick one with --service".into(),
+        );
+    };
+    let mut values = Vec::new();
+    let mut texts = Vec::new();
+    for (b, a) in pairs {
+        let bb = sim::build(b, o.size, o.order)?;
+        let ab = sim::build(a, o.size, o.order)?;
+        let d = sim::diff(&bb, &ab);
+        if o.json {
+            values.push(sim::diff_json(&bb, &ab, &d));
+        } else {
+            texts.push(sim::diff_text(&bb, &ab, &d));
+        }
+    }
+    Ok(render(values, texts, o.json))
+}
+
+fn run(args: &[String]) -> Result<String, String> {
+    let Some(o) = parse_args(args)? else {
+        return Ok(USAGE.to_string());
+    };
+    let mut stdin = Stdin { used: false };
+    match o.cmd {
+        Cmd::Table => cmd_table(&o, &mut stdin),
+        Cmd::Lookup => cmd_lookup(&o, &mut stdin),
+        Cmd::Diff => cmd_diff(&o, &mut stdin),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (e.g. `| head`) is not an error worth reporting.
+            let _ = stdout.write_all(out.as_bytes());
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("mhsim: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! End-to-end tests of the `mhsim` binary: JSON shapes, ipvsadm input and
+//! every kind of bad input.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn mhsim(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mhsim"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mhsim");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).expect("write stdin");
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn ok_json(args: &[&str], stdin: Option<&str>) -> Value {
+    let out = mhsim(args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+/// Bad input: exit status 2, nothing on stdout, one line on stderr.
+fn bad(args: &[&str], stdin: Option<&str>, needle: &str) {
+    let out = mhsim(args, stdin);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "{args:?}: '{err}' lacks '{needle}'"
+    );
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mhsim-cli-{name}"));
+    std::fs::write(&p, text).expect("write temp file");
+    p
+}
+
+const IPVSADM: &str = "\
+-A -t 10.0.0.1:80 -s mh -b mh-port,mh-fallback
+-a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m -w 3
+-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1
+-A -t 10.0.0.1:443 -s wrr
+-a -t 10.0.0.1:443 -r 10.1.0.9:443 -g -w 1
+-A -u [2001:db8::1]:53 -s mh
+-a -u [2001:db8::1]:53 -r [2001:db8::2]:53 -g -w 1
+-a -u [2001:db8::1]:53 -r [2001:db8::3]:53 -g -w 2
+-A -f 7 -s mh
+-a -f 7 -r 10.1.0.2:0 -g -w 1
+";
+
+#[test]
+fn table_json_shape() {
+    let v = ok_json(
+        &[
+            "table",
+            "--json",
+            "--size",
+            "251",
+            "10.0.0.1:80",
+            "[2001:db8::1]:443:3",
+            "10.0.0.2:80:0",
+        ],
+        None,
+    );
+    assert_eq!(v["size"], 251);
+    assert_eq!(v["order"], "sorted");
+    let servers = v["servers"].as_array().expect("servers");
+    assert_eq!(servers.len(), 3);
+    assert_eq!(servers[0]["addr"], "10.0.0.1");
+    assert_eq!(servers[0]["port"], 80);
+    assert_eq!(servers[0]["weight"], 1);
+    assert_eq!(servers[1]["addr"], "2001:db8::1");
+    assert_eq!(servers[1]["weight"], 3);
+    assert_eq!(servers[2]["slots"], 0);
+    let table = v["table"].as_array().expect("table");
+    assert_eq!(table.len(), 251);
+    let mut counts = [0u64; 3];
+    for e in table {
+        let i = e.as_u64().expect("index (no empty slot here)") as usize;
+        counts[i] += 1;
+    }
+    for (i, s) in servers.iter().enumerate() {
+        assert_eq!(s["slots"].as_u64(), Some(counts[i]));
+    }
+    assert_eq!(counts[0] + counts[1], 251);
+    assert!(v["imbalance"]["max_over_avg"].as_f64().expect("imbalance") >= 1.0);
+}
+
+#[test]
+fn table_list_order_matches_known_answer() {
+    // The first pinned vector of the core, through the CLI.
+    let ka = &maglev::KNOWN_ANSWERS[0];
+    assert_eq!(ka.name, "three-equal-4093-list");
+    let v = ok_json(
+        &[
+            "table",
+            "--json",
+            "--order",
+            "list",
+            "10.1.0.1:80",
+            "10.1.0.2:80",
+            "10.1.0.3:80",
+        ],
+        None,
+    );
+    let table: Vec<u16> = v["table"]
+        .as_array()
+        .expect("table")
+        .iter()
+        .map(|x| x.as_u64().expect("index") as u16)
+        .collect();
+    assert_eq!(maglev::table_fingerprint(&table), ka.fingerprint);
+    assert_eq!(v["order"], "list");
+}
+
+#[test]
+fn empty_slots_are_null() {
+    let v = ok_json(&["table", "--json", "--size", "251", "10.0.0.1:80:0"], None);
+    let table = v["table"].as_array().expect("table");
+    assert_eq!(table.len(), 251);
+    assert!(table.iter().all(Value::is_null));
+    assert!(v["imbalance"].is_null());
+}
+
+#[test]
+fn table_text_report() {
+    let out = mhsim(&["table", "10.0.0.1:80", "10.0.0.2:80:3"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.contains("10.0.0.2:80"));
+    assert!(text.contains("imbalance"));
+    assert!(text.contains("75.000%"));
+}
+
+#[test]
+fn lookup_json_shape_and_consistency() {
+    let servers = ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80:2"];
+    let mut args = vec!["table", "--json", "--order", "list"];
+    args.extend(servers);
+    let t = ok_json(&args, None);
+    let table = t["table"].as_array().expect("table").clone();
+    let mut args = vec!["lookup", "--json", "--order", "list", "--mh-port"];
+    args.extend(servers);
+    args.extend(["--client", "192.0.2.1:1234", "--client", "192.0.2.2"]);
+    let v = ok_json(&args, None);
+    let lookups = v["lookups"].as_array().expect("lookups");
+    assert_eq!(lookups.len(), 2);
+    assert_eq!(lookups[0]["client"], "192.0.2.1:1234");
+    assert_eq!(lookups[1]["client"], "192.0.2.2:0");
+    for l in lookups {
+        let slot = l["slot"].as_u64().expect("slot") as usize;
+        assert_eq!(l["server"], table[slot]);
+        assert!(l["dest"].is_string());
+    }
+    assert_eq!(v["mh_port"], true);
+    // By default every client port is hashed (as ip_vs_mh_rs does).
+    let v = ok_json(
+        &["lookup", "--json", "10.0.0.1:80", "--client", "192.0.2.9:7"],
+        None,
+    );
+    assert_eq!(v["port_hash"], "always");
+    assert_eq!(v["ports_hashed"], true);
+    assert_eq!(v["lookups"][0]["hashed_port"], 7);
+    // The C module's rule: port 0 unless the service has mh-port.
+    let flag = |port: &str, extra: &[&str]| {
+        let client = format!("192.0.2.9:{port}");
+        let mut args = vec!["lookup", "--json", "--port-hash", "flag", "10.0.0.1:80"];
+        args.extend(extra);
+        args.extend(["--client", client.as_str()]);
+        ok_json(&args, None)
+    };
+    let (a, b) = (flag("1", &[]), flag("2", &[]));
+    assert_eq!(a["lookups"][0]["slot"], b["lookups"][0]["slot"]);
+    assert_eq!(a["lookups"][0]["hashed_port"], 0);
+    assert_eq!(a["ports_hashed"], false);
+    let c = flag("2", &["--mh-port"]);
+    assert_eq!(c["lookups"][0]["hashed_port"], 2);
+    assert_eq!(c["ports_hashed"], true);
+}
+
+#[test]
+fn lookup_matches_core() {
+    let size = maglev::TableSize::new(4093).expect("size");
+    let client = maglev::Addr::V4([203, 0, 113, 7]);
+    let v = ok_json(
+        &[
+            "lookup",
+            "--json",
+            "--mh-port",
+            "10.0.0.1:80",
+            "10.0.0.2:80",
+            "--client",
+            "203.0.113.7:4321",
+        ],
+        None,
+    );
+    assert_eq!(
+        v["lookups"][0]["slot"].as_u64(),
+        Some(u64::from(maglev::slot_of(size, &client, 4321)))
+    );
+}
+
+#[test]
+fn lookup_many_clients_from_file() {
+    let mut text = String::from("# clients\n\n");
+    for i in 0..2500u32 {
+        let a = 0xc633_6400u32 + i; // 198.51.100.0 onwards
+        let b = a.to_be_bytes();
+        text.push_str(&format!(
+            "{}.{}.{}.{}:{}\n",
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            1024 + i
+        ));
+    }
+    text.push_str("[2001:db8::77]:53\n2001:db8::78\n");
+    let f = temp_file("clients.txt", &text);
+    let v = ok_json(
+        &[
+            "lookup",
+            "--json",
+            "10.0.0.1:80",
+            "10.0.0.2:80",
+            "10.0.0.3:80",
+            "--clients-file",
+            f.to_str().expect("path"),
+        ],
+        None,
+    );
+    let l = v["lookups"].as_array().expect("lookups");
+    assert_eq!(l.len(), 2502);
+    assert!(l.iter().all(|x| x["server"].is_u64()));
+    assert_eq!(l[2501]["client"], "[2001:db8::78]:0");
+}
+
+#[test]
+fn lookup_fallback_and_unavailable() {
+    let servers = ["10.0.0.1:80", "10.0.0.2:80"];
+    let mut args = vec!["lookup", "--json", "--unavailable", "10.0.0.1:80"];
+    args.extend(servers);
+    let clients: Vec<String> = (1..=40).map(|i| format!("192.0.2.{i}")).collect();
+    let mut with_clients = args.clone();
+    for c in &clients {
+        with_clients.extend(["--client", c.as_str()]);
+    }
+    // Without fallback: clients of the unavailable server get nothing.
+    let v = ok_json(&with_clients, None);
+    let l = v["lookups"].as_array().expect("lookups");
+    assert!(l.iter().all(|x| x["server"] == 1 || x["server"].is_null()));
+    assert!(l.iter().any(|x| x["server"].is_null()));
+    // With fallback: everybody lands on the available one.
+    with_clients.push("--fallback");
+    let v = ok_json(&with_clients, None);
+    let l = v["lookups"].as_array().expect("lookups");
+    assert!(l.iter().all(|x| x["server"] == 1));
+    assert_eq!(v["fallback"], true);
+}
+
+#[test]
+fn diff_json_shape() {
+    let v = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--before",
+            "10.0.0.1:80",
+            "10.0.0.2:80",
+            "10.0.0.3:80",
+            "--after",
+            "10.0.0.1:80",
+            "10.0.0.2:80",
+        ],
+        None,
+    );
+    assert_eq!(v["size"], 4093);
+    let changed = v["changed_slots"].as_u64().expect("changed");
+    let frac = v["changed_fraction"].as_f64().expect("fraction");
+    assert!((frac - changed as f64 / 4093.0).abs() < 1e-6);
+    let servers = v["servers"].as_array().expect("servers");
+    assert_eq!(servers.len(), 3);
+    let gone = &servers[2];
+    assert_eq!(gone["addr"], "10.0.0.3");
+    assert_eq!(gone["after_slots"], 0);
+    assert_eq!(gone["lost"], gone["before_slots"]);
+    let gained: u64 = servers
+        .iter()
+        .map(|s| s["gained"].as_u64().expect("g"))
+        .sum();
+    let lost: u64 = servers.iter().map(|s| s["lost"].as_u64().expect("l")).sum();
+    assert_eq!(gained, changed);
+    assert_eq!(lost, changed);
+    assert!(v["remaining_moved_fraction"].as_f64().expect("f") < 0.25);
+    // Identical sets: nothing changes.
+    let v = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--before",
+            "10.0.0.1:80",
+            "--after",
+            "10.0.0.1:80",
+        ],
+        None,
+    );
+    assert_eq!(v["changed_slots"], 0);
+}
+
+#[test]
+fn ipvsadm_input_reports_each_mh_service() {
+    let v = ok_json(&["table", "--json", "--order", "list", "-"], Some(IPVSADM));
+    let s = v["services"].as_array().expect("services");
+    let ids: Vec<_> = s
+        .iter()
+        .map(|x| x["service"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["tcp:10.0.0.1:80", "udp:[2001:db8::1]:53", "fwm:7"]);
+    assert_eq!(s[0]["servers"][0]["addr"], "10.1.0.2");
+    assert_eq!(s[0]["servers"][0]["weight"], 3);
+    assert_eq!(s[1]["servers"].as_array().expect("v6").len(), 2);
+    assert_eq!(s[2]["servers"][0]["port"], 0);
+    for x in s {
+        assert_eq!(x["table"].as_array().expect("table").len(), 4093);
+    }
+}
+
+#[test]
+fn ipvsadm_service_selection_and_flags() {
+    let v = ok_json(
+        &[
+            "lookup",
+            "--json",
+            "--service",
+            "tcp:10.0.0.1:80",
+            "-",
+            "--client",
+            "192.0.2.1:99",
+        ],
+        Some(IPVSADM),
+    );
+    assert_eq!(v["service"], "tcp:10.0.0.1:80");
+    assert_eq!(v["mh_port"], true);
+    assert_eq!(v["fallback"], true);
+    assert_eq!(v["lookups"][0]["hashed_port"], 99);
+    let v = ok_json(
+        &["table", "--json", "--service", "udp:[2001:db8::1]:53", "-"],
+        Some(IPVSADM),
+    );
+    assert_eq!(v["service"], "udp:[2001:db8::1]:53");
+    let v = ok_json(&["table", "--json", "--service", "3", "-"], Some(IPVSADM));
+    assert_eq!(v["service"], "fwm:7");
+    // Several services, no selector: each is reported.
+    let v = ok_json(
+        &["lookup", "--json", "-", "--client", "192.0.2.1"],
+        Some(IPVSADM),
+    );
+    assert_eq!(v["services"].as_array().expect("services").len(), 3);
+}
+
+#[test]
+fn ipvsadm_list_order_is_kept() {
+    // Same servers, two list orders: list order tables differ, sorted agree.
+    let a = "-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 2\n";
+    let b = "-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 2\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n";
+    let ta = ok_json(&["table", "--json", "--order", "list", "-"], Some(a));
+    let tb = ok_json(&["table", "--json", "--order", "list", "-"], Some(b));
+    let direct = ok_json(
+        &[
+            "table",
+            "--json",
+            "--order",
+            "list",
+            "10.1.0.1:80:1",
+            "10.1.0.2:80:2",
+        ],
+        None,
+    );
+    assert_eq!(ta["table"], direct["table"]);
+    assert_ne!(ta["table"], tb["table"]);
+    let d = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--order",
+            "sorted",
+            "--before",
+            "-",
+            "--after",
+            "10.1.0.2:80:2",
+            "10.1.0.1:80:1",
+        ],
+        Some(a),
+    );
+    assert_eq!(d["changed_slots"], 0);
+}
+
+#[test]
+fn diff_from_ipvsadm_files() {
+    let before = temp_file("before.txt", IPVSADM);
+    let after_text = IPVSADM.replace("-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1\n", "");
+    let after = temp_file("after.txt", &after_text);
+    let v = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--before-file",
+            before.to_str().expect("p"),
+            "--after-file",
+            after.to_str().expect("p"),
+        ],
+        None,
+    );
+    let s = v["services"]
+        .as_array()
+        .expect("one diff per common service");
+    assert_eq!(s.len(), 3);
+    assert!(s[0]["changed_slots"].as_u64().expect("c") > 0);
+    assert_eq!(s[1]["changed_slots"], 0);
+    assert_eq!(s[2]["changed_slots"], 0);
+}
+
+#[test]
+fn help_goes_to_stdout() {
+    for args in [&["--help"][..], &["help"], &["table", "--help"]] {
+        let out = mhsim(args, None);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("usage:"));
+    }
+}
+
+#[test]
+fn bad_addresses() {
+    bad(&["table", "10.0.0.256:80"], None, "bad address");
+    bad(&["table", "example.com:80"], None, "bad address");
+    bad(&["table", "2001:db8::1:80"], None, "[ADDR]:PORT");
+    bad(&["table", "[2001:db8::zz]:80"], None, "bad IPv6 address");
+    bad(&["table", "10.0.0.1"], None, "missing port");
+    bad(
+        &["lookup", "10.0.0.1:80", "--client", "300.1.1.1:5"],
+        None,
+        "bad address",
+    );
+}
+
+#[test]
+fn bad_ports() {
+    bad(&["table", "10.0.0.1:65536"], None, "out of range");
+    bad(&["table", "[::1]:99999:1"], None, "out of range");
+    bad(&["table", "10.0.0.1:http"], None, "bad port");
+    bad(
+        &["lookup", "10.0.0.1:80", "--client", "1.2.3.4:70000"],
+        None,
+        "out of range",
+    );
+}
+
+#[test]
+fn bad_weights() {
+    bad(&["table", "10.0.0.1:80:-1"], None, "negative weight");
+    bad(&["table", "10.0.0.1:80:abc"], None, "bad weight");
+    bad(&["table", "10.0.0.1:80:4294967296"], None, "too large");
+    bad(
+        &["table", "-"],
+        Some("-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w -3\n"),
+        "negative weight",
+    );
+}
+
+#[test]
+fn bad_sizes() {
+    bad(
+        &["table", "--size", "4094", "10.0.0.1:80"],
+        None,
+        "not one of",
+    );
+    bad(
+        &["table", "--size", "big", "10.0.0.1:80"],
+        None,
+        "not one of",
+    );
+    bad(&["table", "--size=0", "10.0.0.1:80"], None, "not one of");
+    bad(&["table", "--size"], None, "needs a value");
+}
+
+#[test]
+fn too_many_servers() {
+    let servers: Vec<String> = (0..252)
+        .map(|i| format!("10.0.{}.{}:80", i / 256, i % 256))
+        .collect();
+    let mut args = vec!["table", "--size", "251"];
+    args.extend(servers.iter().map(String::as_str));
+    bad(&args, None, "only 251 slots");
+    // 251 is fine.
+    let mut ok = vec!["table", "--json", "--size", "251"];
+    ok.extend(servers[..251].iter().map(String::as_str));
+    let v = ok_json(&ok, None);
+    assert_eq!(v["servers"].as_array().expect("s").len(), 251);
+}
+
+#[test]
+fn no_servers() {
+    bad(&["table"], None, "no servers");
+    bad(&["table", "--json"], None, "no servers");
+    bad(&["lookup", "--client", "1.2.3.4"], None, "no servers");
+    bad(
+        &["diff", "--before", "10.0.0.1:80", "--after"],
+        None,
+        "no servers",
+    );
+    bad(&["table", "-"], Some(""), "no mh service");
+    bad(
+        &["table", "-"],
+        Some("-A -t 10.0.0.1:80 -s rr\n"),
+        "no mh service",
+    );
+}
+
+#[test]
+fn other_bad_input() {
+    bad(&[], None, "no command");
+    bad(&["frobnicate"], None, "unknown command");
+    bad(&["table", "--bogus", "10.0.0.1:80"], None, "unknown option");
+    bad(
+        &["table", "--order", "random", "10.0.0.1:80"],
+        None,
+        "order",
+    );
+    bad(&["table", "10.0.0.1:80", "10.0.0.1:80:2"], None, "twice");
+    bad(
+        &["table", "--client", "1.2.3.4", "10.0.0.1:80"],
+        None,
+        "only for 'lookup'",
+    );
+    bad(&["lookup", "10.0.0.1:80"], None, "no clients");
+    bad(
+        &[
+            "lookup",
+            "--port-hash",
+            "sometimes",
+            "10.0.0.1:80",
+            "--client",
+            "1.2.3.4",
+        ],
+        None,
+        "--port-hash",
+    );
+    bad(
+        &["lookup", "10.0.0.1:80", "--clients-file", "/nonexistent/x"],
+        None,
+        "cannot read",
+    );
+    bad(
+        &[
+            "lookup",
+            "10.0.0.1:80",
+            "--client",
+            "1.2.3.4",
+            "--unavailable",
+            "10.9.9.9:80",
+        ],
+        None,
+        "not one of the servers",
+    );
+    bad(
+        &["table", "-", "10.0.0.1:80"],
+        Some(IPVSADM),
+        "cannot be combined",
+    );
+    bad(
+        &["table", "--service", "tcp:10.9.9.9:80", "-"],
+        Some(IPVSADM),
+        "no mh service",
+    );
+    bad(
+        &["table", "--service", "icmp:1", "-"],
+        Some(IPVSADM),
+        "bad --service",
+    );
+    bad(
+        &["table", "-"],
+        Some("TCP  10.0.0.1:80 mh\n"),
+        "ipvsadm -Sn",
+    );
+    bad(
+        &["table", "-"],
+        Some("-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.9:80 -r 10.1.0.1:80 -w 1\n"),
+        "unknown service",
+    );
+    bad(
+        &["diff", "--before", "-", "--after", "-"],
+        Some(IPVSADM),
+        "only once",
+    );
+    bad(
+        &["diff", "--before", "-", "--after", "10.0.0.1:80"],
+        Some(IPVSADM),
+        "--service",
+    );
+    bad(&["diff", "10.0.0.1:80"], None, "--before");
+}
