@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Every test of the project (`make check`): the userspace workspace, the
+# module's build and lints for both kernels, and the tests in booted kernels.
+# Prints PASS/FAIL per step and "N passed, M failed" at the end; exits
+# non-zero if anything failed. MH_CHECK_ONLY="step1 step2" runs a subset.
+source "$(dirname "$0")/lib.sh"
+set +e
+cd "$MH_REPO"
+
+passed=0 failed=0 failures=()
+step() {
+	local name=$1
+	shift
+	if [ -n "${MH_CHECK_ONLY:-}" ] && ! [[ " $MH_CHECK_ONLY " == *" $name "* ]]; then
+		return 0
+	fi
+	local start=$(date +%s)
+	echo "=== $name"
+	"$@"
+	local rc=$?
+	local secs=$(($(date +%s) - start))
+	if [ "$rc" = 0 ]; then
+		echo "PASS $name (${secs}s)"
+		passed=$((passed + 1))
+	else
+		echo "FAIL $name (${secs}s, exit $rc)"
+		failed=$((failed + 1))
+		failures+=("$name")
+	fi
+	return "$rc"
+}
+
+# Userspace: the Maglev core, mhsim, mhnet.
+cargo_checks() {
+	cargo fmt --all -- --check &&
+		cargo clippy --workspace --all-targets --quiet -- -D warnings &&
+		cargo test --workspace &&
+		cargo build --workspace --bins --quiet
+}
+step cargo cargo_checks
+
+# The kernel side.
+test_kdir=
+build_test_kernel() { test_kdir=$(scripts/kernel-build.sh test); }
+step test-kernel build_test_kernel
+
+module_test_kernel() { scripts/build-module.sh "$test_kdir" >/dev/null; }
+module_lints() {
+	scripts/build-module.sh "$test_kdir" clippy >/dev/null &&
+		scripts/in-toolchain rustfmt --check --config-path .rustfmt.toml ip_vs_mh_rs.rs &&
+		scripts/in-toolchain perl "$(scripts/kernel-source.sh)/scripts/checkpatch.pl" \
+			--no-tree --quiet --show-types -f bindings/helpers.c bindings/helpers.h bindings/layout.c
+}
+if [ -n "$test_kdir" ]; then
+	step module-build-test module_test_kernel
+	step module-lints module_lints
+	vm_self_test() {
+		local rel out
+		rel=$(cat "$test_kdir/include/config/kernel.release")
+		out=$(tests/vm/run --no-module -- uname -r) || return 1
+		echo "$out"
+		echo "$out" | grep -qx "$rel" || { echo "expected $rel"; return 1; }
+		tests/vm/run --no-module -- sh -c 'exit 3'
+		[ $? = 3 ] || { echo "the runner did not pass on the guest's exit status"; return 1; }
+	}
+	step vm-runner vm_self_test
+	step module-smoke tests/vm/run -- tests/module/smoke.sh
+fi
+
+# Debian's stock kernel.
+deb_dir=
+prepare_debian() { deb_dir=$(scripts/debian-kernel.sh); }
+step debian-kernel prepare_debian
+if [ -n "$deb_dir" ]; then
+	step module-build-debian scripts/build-module.sh "$deb_dir/build"
+	debian_boot() {
+		local out
+		out=$(tests/vm/run --kernel debian -- uname -r) || return 1
+		echo "$out"
+		echo "$out" | grep -qx "$MH_KVER_DEBIAN"
+	}
+	step debian-boot debian_boot
+	step debian-module-smoke tests/vm/run --kernel debian -- tests/module/smoke.sh
+fi
+
+echo
+[ "${#failures[@]}" = 0 ] || echo "failed: ${failures[*]}"
+echo "check: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "${#failures[@]}" = 0 ]

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for the build-and-boot harness. Sourced, not run.
+#
+# Everything heavy (toolchain chroot, kernel source, kernel builds) lives under
+# $MH_CACHE, outside the repository, in directories whose names carry a hash of
+# what produced them. Delete $MH_CACHE (or one entry in it) to start over.
+
+set -euo pipefail
+
+MH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MH_CACHE=${MH_CACHE:-/var/cache/ip-vs-mh-rs}
+MH_SUITE=trixie
+# The kernel we target first: Debian's linux-source-7.3 from trixie-backports.
+MH_KSRC_PKG=linux-source-7.3
+MH_KVER_DEBIAN=7.3.4+deb13-amd64
+MH_RUSTC_WANT="1.85.1"
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# The Debian mirror this host already uses, so no host name is written into
+# the project. Override with MH_DEBIAN_MIRROR.
+mh_debian_mirror() {
+	if [ -n "${MH_DEBIAN_MIRROR:-}" ]; then
+		echo "$MH_DEBIAN_MIRROR"
+		return
+	fi
+	local uri
+	uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '/^URIs:/ { u = $2 } /^Suites:/ && u != "" && $0 !~ /security/ { print u; exit }')
+	if [ -z "$uri" ]; then
+		uri=$(grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+			grep -v security | awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }')
+	fi
+	[ -n "$uri" ] || die "cannot find a Debian mirror in the host's apt sources; set MH_DEBIAN_MIRROR"
+	echo "${uri%/}"
+}
+
+# A short, stable hash of some strings and files: the key of a cache entry.
+mh_hash() {
+	local item
+	for item in "$@"; do
+		if [ -f "$item" ]; then
+			printf 'file %s\n' "$(basename "$item")"
+			cat "$item"
+		else
+			printf 'str %s\n' "$item"
+		fi
+	done | sha256sum | cut -c1-16
+}
+
+# Cache keys hash what determines an artefact: inputs (package lists,
+# config fragments, source and toolchain versions) and a recipe number that
+# is bumped whenever a script changes how the artefact is made. (Hashing the
+# scripts themselves would rebuild a kernel for every comment.)
+MH_RECIPE_TOOLCHAIN=1
+MH_RECIPE_KERNEL=1
+MH_RECIPE_DEBIAN=1
+
+mh_toolchain_root() {
+	local key
+	key=$(mh_hash "$MH_SUITE" "$MH_REPO/scripts/toolchain.packages" "recipe $MH_RECIPE_TOOLCHAIN")
+	echo "$MH_CACHE/toolchain-$MH_SUITE-$key/root"
+}
+
+# Serialise work on one cache entry between concurrent runs (several test
+# runs may need the same kernel at once): mh_lock NAME takes an exclusive
+# lock held until the calling script exits.
+mh_lock() {
+	mkdir -p "$MH_CACHE/locks"
+	exec {mh_lock_fd}>"$MH_CACHE/locks/$1"
+	if ! flock -n "$mh_lock_fd"; then
+		log "waiting for another run to finish with $1"
+		flock "$mh_lock_fd"
+	fi
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Create (once) the Debian trixie environment that holds the kernel's exact
+# Rust toolchain, qemu and the guest's user space, and print its path.
+#
+# The host only needs mmdebstrap. The result is a directory under $MH_CACHE
+# keyed by the package list and this script; it is rebuilt when either changes.
+source "$(dirname "$0")/lib.sh"
+
+root=$(mh_toolchain_root)
+if [ -f "$root/.mh-ready" ]; then
+	echo "$root"
+	exit 0
+fi
+mh_lock toolchain
+if [ -f "$root/.mh-ready" ]; then
+	echo "$root"
+	exit 0
+fi
+
+command -v mmdebstrap >/dev/null ||
+	die "mmdebstrap is missing on the host: apt-get install mmdebstrap"
+
+mirror=$(mh_debian_mirror)
+pkgs=$(grep -vE '^[[:space:]]*(#|$)' "$MH_REPO/scripts/toolchain.packages" | paste -sd, -)
+tmp="$root.tmp.$$"
+rm -rf "$tmp"
+mkdir -p "$(dirname "$root")"
+log "creating the $MH_SUITE toolchain in $root (about two minutes)"
+mmdebstrap --mode=root --variant=apt --quiet \
+	--include="$pkgs" \
+	"$MH_SUITE" "$tmp" \
+	"deb $mirror $MH_SUITE main" \
+	"deb $mirror $MH_SUITE-backports main" >&2 ||
+	die "mmdebstrap failed"
+
+# The kernel's Rust symbols are tied to one exact rustc: refuse anything else.
+have=$(chroot "$tmp" rustc --version)
+case "$have" in
+"rustc $MH_RUSTC_WANT "*) ;;
+*) rm -rf "$tmp"; die "the $MH_SUITE rustc is '$have', the kernel needs $MH_RUSTC_WANT" ;;
+esac
+chroot "$tmp" dpkg-query -W -f '${Package} ${Version}\n' >"$tmp/.mh-versions"
+rm -rf "$root"
+mv "$tmp" "$root"
+touch "$root/.mh-ready"
+log "toolchain ready: $have"
+echo "$root"

@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for tests that run inside the VM (sourced). Each test prints one
+# line per scenario, "PASS name ..." or "FAIL name ...", and exits non-zero if
+# any scenario failed.
+
+set -u
+MH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+mh_failed=0
+mh_passed=0
+
+pass() { echo "PASS $*"; mh_passed=$((mh_passed + 1)); }
+fail() { echo "FAIL $*"; mh_failed=$((mh_failed + 1)); }
+# check NAME CMD...: one scenario, passing when CMD succeeds.
+check() {
+	local name=$1
+	shift
+	local out
+	if out=$("$@" 2>&1); then
+		pass "$name"
+	else
+		fail "$name"
+		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+	fi
+}
+finish() {
+	echo "$mh_passed passed, $mh_failed failed"
+	[ "$mh_failed" = 0 ]
+}
+
+# The kernel's C modules directory and the in-tree C ip_vs_mh.
+c_mh_ko() { find "/lib/modules/$(uname -r)/kernel" -name 'ip_vs_mh.ko*' | head -n 1; }
+
+# Netns topology used by the traffic tests:
+#   ns c   client, 10.0.1.2/24 and fd00:1::2/64, default route via d
+#   ns d   director, 10.0.1.1 + fd00:1::1 (client side), 10.0.2.1/24 +
+#          fd00:2::1/64 on a bridge to the real servers, forwarding on
+#   ns rN  real server N (1..count), 10.0.2.(10+N) and fd00:2::(10+N),
+#          default route via d (so NAT replies go back through it)
+topo_up() {
+	local count=${1:-4} i
+	topo_down
+	ip netns add c
+	ip netns add d
+	ip -n d link set lo up
+	ip -n c link set lo up
+	ip link add veth-c netns c type veth peer name veth-cd netns d
+	ip -n c addr add 10.0.1.2/24 dev veth-c
+	ip -n c addr add fd00:1::2/64 dev veth-c nodad
+	ip -n c link set veth-c up
+	ip -n c route add default via 10.0.1.1
+	ip -n c -6 route add default via fd00:1::1
+	ip -n d addr add 10.0.1.1/24 dev veth-cd
+	ip -n d addr add fd00:1::1/64 dev veth-cd nodad
+	ip -n d link set veth-cd up
+	ip -n d link add br0 type bridge
+	ip -n d addr add 10.0.2.1/24 dev br0
+	ip -n d addr add fd00:2::1/64 dev br0 nodad
+	ip -n d link set br0 up
+	ip netns exec d sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	ip netns exec d sysctl -qw net.ipv4.vs.conntrack=1 2>/dev/null || true
+	for i in $(seq 1 "$count"); do
+		ip netns add "r$i"
+		ip -n "r$i" link set lo up
+		ip link add "veth-r$i" netns "r$i" type veth peer name "veth-d$i" netns d
+		ip -n d link set "veth-d$i" master br0 up
+		ip -n "r$i" addr add "10.0.2.$((10 + i))/24" dev "veth-r$i"
+		ip -n "r$i" addr add "fd00:2::$((10 + i))/64" dev "veth-r$i" nodad
+		ip -n "r$i" link set "veth-r$i" up
+		ip -n "r$i" route add default via 10.0.2.1
+		ip -n "r$i" -6 route add default via fd00:2::1
+	done
+}
+
+topo_down() {
+	local ns
+	for ns in $(ip netns list | awk '{ print $1 }'); do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+		ip netns del "$ns"
+	done
+}
+
+# The workspace's binaries (built on the host by cargo; run in the guest).
+MHNET=${MHNET:-$MH_REPO/target/debug/mhnet}
+MHSIM=${MHSIM:-$MH_REPO/target/debug/mhsim}
+
+# serve_all PORT [COUNT]: mhnet real servers in r1..rCOUNT, TCP and UDP on
+# PORT, each naming itself by its IPv4 address and PORT.
+serve_all() {
+	local port=$1 count=${2:-4} i
+	for i in $(seq 1 "$count"); do
+		ip netns exec "r$i" "$MHNET" serve --id "10.0.2.$((10 + i)):$port" \
+			--tcp "0.0.0.0:$port" --udp "0.0.0.0:$port" \
+			--tcp "[::]:$port" --udp "[::]:$port" >"/tmp/serve-r$i-$port.log" 2>&1 &
+	done
+	for i in $(seq 1 "$count"); do
+		for _ in $(seq 50); do
+			grep -q ready "/tmp/serve-r$i-$port.log" 2>/dev/null && break
+			sleep 0.1
+		done
+	done
+}
+
+# clients FILE ADDR FIRST_PORT COUNT: a clients list for probe/mhsim.
+clients() {
+	local file=$1 addr=$2 first=$3 count=$4 p
+	for p in $(seq "$first" $((first + count - 1))); do
+		case "$addr" in
+		*:*) echo "[$addr]:$p" ;;
+		*) echo "$addr:$p" ;;
+		esac
+	done >"$file"
+}
+
+# probe_vs_model NAME PROTO VIP:PORT CLIENTS [MHSIM ARGS...]: send one flow
+# per client from ns c, ask mhsim which server each should reach given
+# the director's configuration (ipvsadm -Sn --nosort) and compare, flow by
+# flow. Prints "NAME: flows N, matching M" and fails unless all N match.
+probe_vs_model() {
+	local name=$1 proto=$2 target=$3 clients=$4
+	shift 4
+	local got=/tmp/got.$$ want=/tmp/want.$$ n m
+	ip netns exec c "$MHNET" probe --proto "$proto" --target "$target" \
+		--clients "$clients" --parallel 4 >"$got" 2>/dev/null
+	ip netns exec d ipvsadm -Sn --nosort |
+		"$MHSIM" lookup --clients-file "$clients" "$@" - |
+		sed -n 's/^\([^ ]*\) -> slot [0-9]* -> server [0-9]* \(.*\)$/\1 \2/p' >"$want"
+	n=$(grep -c . "$clients")
+	m=$(join <(sort "$got") <(sort "$want") | awk '$2 == $3' | wc -l)
+	echo "$name: flows $n, matching $m"
+	if [ "$n" != "$m" ] || [ "$n" = 0 ]; then
+		join -a1 <(sort "$got") <(sort "$want") | awk '$2 != $3' | head -n 5 | sed 's/^/    mismatch: /'
+		rm -f "$got" "$want"
+		return 1
+	fi
+	rm -f "$got" "$want"
+}
