@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Input of bindgen: the kernel headers whose types the Rust side reads, and
+ * the helpers' declarations.
+ */
+#include <linux/socket.h>
+#include <net/ip_vs.h>
+#include "helpers.h"

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! IPVS Maglev hashing scheduler (`mh`), in Rust.
+//!
+//! Several directors behind ECMP must send each flow to the same real server
+//! without sharing state, and a change of servers must move as few flows as
+//! possible. Maglev hashing (Eisenbud et al., NSDI'16, section 3.4) gives
+//! both: every director computes the same lookup table from the same servers,
+//! and a new table differs from the old one mostly in the slots of the
+//! servers that changed. The table and its hashing live in `maglev/maglev.rs`,
+//! shared with the userspace model `mhsim`; this file is the scheduler glue,
+//! laid out like net/netfilter/ipvs/ip_vs_mh.c.
+//!
+//! Where it differs from the in-tree C scheduler:
+//!
+//! - the client's source port is always hashed (TCP, UDP, SCTP); ICMP errors
+//!   hash like the flow they are about; `-b mh-port` is accepted and changes
+//!   nothing;
+//! - a server's current weight counts: weight 0 takes no slots (clean drain);
+//! - servers are sorted by address and port before the table is filled, so
+//!   the table does not depend on the order they were added in
+//!   (`list_order=1` fills in IPVS list order, exactly like the C module);
+//! - every change builds a new table off to the side and publishes it with
+//!   RCU; if building fails, the previous table keeps serving;
+//! - a slot holds a 2-byte server index, not an 8-byte pointer.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::rcu;
+
+#[path = "maglev/maglev.rs"]
+pub mod maglev;
+
+mod bindings;
+
+use bindings::{DestInfo, DestRef, Flow, RcuBox, RcuPtr, Service};
+use maglev::{Addr, Order, TableSize};
+
+module! {
+    type: MhModule,
+    name: "ip_vs_mh_rs",
+    authors: ["The ip_vs_mh_rs developers"],
+    description: "IPVS Maglev hashing scheduler (mh), in Rust",
+    license: "GPL",
+    alias: ["ip_vs_mh"],
+    params: {
+        table_size: u32 {
+            default: 4093,
+            description: "Lookup table slots per service, one of the primes 251 509 1021 2039 4093 8191 16381 32749 65521 131071 (default 4093)",
+        },
+        list_order: bool {
+            default: false,
+            description: "Fill the table in IPVS list order, exactly like the in-tree C ip_vs_mh (default: sorted by address and port, the same on every director)",
+        },
+    },
+}
+
+/// The serving lookup table of one service.
+struct MhTable {
+    /// `M` slots, each an index into `dests` or [`maglev::EMPTY`].
+    slots: KVVec<u16>,
+    /// The servers in the order the table was built from.
+    ///
+    /// INVARIANT: holds a reference on every server a slot can name, so the
+    /// table never points to a freed `ip_vs_dest`; the references go when the
+    /// table is freed, after an RCU grace period.
+    dests: KVec<DestRef>,
+}
+
+/// Per-service state (`sched_data`).
+struct MhService {
+    size: TableSize,
+    order: Order,
+    /// The serving table; `None` while no server has a positive weight.
+    table: RcuPtr<MhTable>,
+    /// A digest of what the serving table was built from (servers, their
+    /// identities and weights), so that edits which change none of it
+    /// (thresholds, forwarding method) rebuild nothing.
+    built_from: AtomicU64,
+    /// Set after a failed rebuild, so that failures are logged once.
+    failing: AtomicBool,
+}
+
+/// The valid `table_size` values, for messages.
+const SIZES_TEXT: &str = "251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071";
+
+fn module_config() -> Result<(TableSize, Order)> {
+    let m = module_parameters::table_size.value();
+    let size = TableSize::new(m).ok_or(EINVAL)?;
+    let order = if module_parameters::list_order.value() {
+        Order::List
+    } else {
+        Order::Sorted
+    };
+    Ok((size, order))
+}
+
+/// The address a service hashes: IPv4 services hash the first four bytes,
+/// even of an IPv6 real server (as the C module does with `svc->af`).
+fn hash_addr(ipv6: bool, bytes: [u8; 16]) -> Addr {
+    if ipv6 {
+        Addr::V6(bytes)
+    } else {
+        Addr::V4([bytes[0], bytes[1], bytes[2], bytes[3]])
+    }
+}
+
+/// FNV-1a over the build inputs, in list order.
+fn inputs_digest(infos: &[DestInfo]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for info in infos {
+        eat(&info.identity().to_ne_bytes());
+        eat(&info.addr());
+        eat(&info.port().to_ne_bytes());
+        eat(&info.weight().to_ne_bytes());
+    }
+    h
+}
+
+impl MhService {
+    /// Builds a table for the service's current servers and publishes it.
+    /// On error nothing changes: the previous table keeps serving.
+    fn rebuild(&self, svc: &Service<'_>) -> Result {
+        let mut infos = KVec::new();
+        svc.dests(&mut infos)?;
+        let digest = inputs_digest(&infos);
+        if digest == self.built_from.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+
+        let n = infos.len();
+        let m = self.size.slots() as usize;
+        if n > m || n > maglev::MAX_SERVERS {
+            pr_err!(
+                "{}: {} real servers do not fit in a table of {} slots (table_size); the previous table keeps serving\n",
+                svc.name(),
+                n,
+                m
+            );
+            return Err(EINVAL);
+        }
+
+        let ipv6 = svc.is_ipv6();
+        let mut servers = KVVec::with_capacity(n, GFP_KERNEL)?;
+        for info in infos.iter() {
+            servers.push(
+                maglev::Server {
+                    addr: hash_addr(ipv6, info.addr()),
+                    port: info.port(),
+                    weight: info.weight(),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let mut slots = KVVec::from_elem(maglev::EMPTY, m, GFP_KERNEL)?;
+        let mut bitmap = KVVec::from_elem(0u64, self.size.bitmap_words(), GFP_KERNEL)?;
+        let mut setup = KVVec::from_elem(maglev::DestSetup::default(), n, GFP_KERNEL)?;
+        let mut order = KVVec::from_elem(0u16, n, GFP_KERNEL)?;
+        let stats = maglev::build_table(
+            self.size,
+            &servers,
+            self.order,
+            &mut slots,
+            maglev::Scratch {
+                bitmap: &mut bitmap,
+                setup: &mut setup,
+                order: &mut order,
+            },
+        )
+        .map_err(|_| EINVAL)?;
+
+        let new = if stats.servers == 0 {
+            None
+        } else {
+            let mut dests = KVec::with_capacity(n, GFP_KERNEL)?;
+            for info in infos.iter() {
+                dests.push(info.hold()?, GFP_KERNEL)?;
+            }
+            Some(RcuBox::new(MhTable { slots, dests }, GFP_KERNEL)?)
+        };
+
+        let moved = moved_slots(self.table.get_locked(), new.as_deref(), m);
+        if let Some(old) = self.table.replace(new) {
+            old.retire();
+        }
+        self.built_from.store(digest, Ordering::Relaxed);
+        pr_debug!(
+            "{}: table rebuilt: {} servers ({} with slots), {} of {} slots changed owner\n",
+            svc.name(),
+            n,
+            stats.servers,
+            moved,
+            m
+        );
+        Ok(())
+    }
+
+    /// Rebuilds, logging a failure once until a rebuild succeeds again.
+    fn rebuild_logged(&self, svc: &Service<'_>) -> Result {
+        let result = self.rebuild(svc);
+        match result {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    pr_info!("{}: table rebuilt again\n", svc.name());
+                }
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    pr_err!(
+                        "{}: cannot rebuild the lookup table (error {}); the previous table keeps serving\n",
+                        svc.name(),
+                        e.to_errno()
+                    );
+                }
+            }
+        }
+        result
+    }
+}
+
+/// How many slots name a different server in `new` than in `old`.
+fn moved_slots(old: Option<&MhTable>, new: Option<&MhTable>, m: usize) -> usize {
+    let owner = |t: Option<&MhTable>, i: usize| -> Option<usize> {
+        let t = t?;
+        let idx = *t.slots.get(i)?;
+        t.dests.get(usize::from(idx)).map(DestRef::identity)
+    };
+    (0..m).filter(|&i| owner(old, i) != owner(new, i)).count()
+}
+
+/// The scheduler.
+struct MhScheduler;
+
+impl bindings::Callbacks for MhScheduler {
+    type State = MhService;
+
+    fn init_service(svc: &Service<'_>) -> Result<RcuBox<MhService>> {
+        let (size, order) = module_config()?;
+        let state = RcuBox::new(
+            MhService {
+                size,
+                order,
+                table: RcuPtr::new(),
+                built_from: AtomicU64::new(inputs_digest(&[])),
+                failing: AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        )?;
+        state.rebuild_logged(svc)?;
+        Ok(state)
+    }
+
+    fn dest_changed(svc: &Service<'_>, state: &MhService) -> Result {
+        state.rebuild_logged(svc)
+    }
+
+    #[inline]
+    fn schedule<'a>(
+        svc: &Service<'_>,
+        state: &'a MhService,
+        flow: &Flow,
+        guard: &'a rcu::Guard,
+    ) -> Option<&'a DestRef> {
+        let dest = state.table.get(guard).and_then(|table| {
+            let addr = hash_addr(svc.is_ipv6(), flow.addr());
+            let usable = |i: u16| table.dests.get(usize::from(i)).is_some_and(DestRef::available);
+            let idx = if svc.fallback() {
+                maglev::lookup_fallback(state.size, &table.slots, &addr, flow.port(), usable)
+            } else {
+                maglev::lookup(state.size, &table.slots, &addr, flow.port()).filter(|&i| usable(i))
+            };
+            table.dests.get(usize::from(idx?))
+        });
+        if dest.is_none() {
+            svc.no_destination();
+        }
+        dest
+    }
+}
+
+/// The loaded module: the scheduler stays registered while it lives.
+struct MhModule;
+
+impl kernel::Module for MhModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let (size, order) = module_config().inspect_err(|_| {
+            pr_err!(
+                "table_size={} is not a valid table size; use one of {}\n",
+                module_parameters::table_size.value(),
+                SIZES_TEXT
+            );
+        })?;
+        bindings::register().inspect_err(|e| {
+            pr_err!(
+                "cannot register the IPVS scheduler 'mh' (error {}): another 'mh' is already registered (is the in-tree ip_vs_mh loaded? 'rmmod ip_vs_mh')\n",
+                e.to_errno()
+            );
+        })?;
+        let order = if order == Order::List { "list" } else { "sorted" };
+        pr_info!(
+            "IPVS scheduler 'mh' (Maglev hashing, Rust) registered: table_size={}, order={}\n",
+            size.slots(),
+            order
+        );
+        Ok(MhModule)
+    }
+}
+
+impl Drop for MhModule {
+    fn drop(&mut self) {
+        bindings::unregister();
+        pr_info!("IPVS scheduler 'mh' unregistered\n");
+    }
+}
+
+#[kunit_tests(ip_vs_mh_rs)]
+mod tests {
+    use super::maglev::{self, Order, TableSize, HASH1, HASH2};
+    use kernel::prelude::*;
+
+    /// The core's hsiphash is the kernel's `hsiphash()`, bit for bit.
+    #[test]
+    fn hsiphash_matches_kernel() {
+        let mut v: u32 = 0x1234_5678;
+        for i in 0..2000u32 {
+            for key in [&HASH1, &HASH2, &[0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908]] {
+                assert_eq!(
+                    maglev::hsiphash_u32(v, key),
+                    super::bindings::kernel_hsiphash_u32(v, key)
+                );
+            }
+            // A cheap generator that also visits 0, small and huge values.
+            v = if i % 100 == 0 { i } else { v.wrapping_mul(1_664_525).wrapping_add(1_013_904_223) };
+        }
+    }
+
+    /// Tables built in the kernel equal the pinned known answers.
+    #[test]
+    fn known_answers() -> Result {
+        for ka in maglev::KNOWN_ANSWERS.iter() {
+            let size = TableSize::new(ka.size).ok_or(EINVAL)?;
+            let n = ka.len();
+            let mut servers = KVVec::with_capacity(n, GFP_KERNEL)?;
+            for i in 0..n {
+                servers.push(ka.server(i).ok_or(EINVAL)?, GFP_KERNEL)?;
+            }
+            let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
+            let mut bitmap = KVVec::from_elem(0u64, size.bitmap_words(), GFP_KERNEL)?;
+            let mut setup = KVVec::from_elem(maglev::DestSetup::default(), n, GFP_KERNEL)?;
+            let mut order = KVVec::from_elem(0u16, n, GFP_KERNEL)?;
+            let stats = maglev::build_table(
+                size,
+                &servers,
+                ka.order,
+                &mut slots,
+                maglev::Scratch {
+                    bitmap: &mut bitmap,
+                    setup: &mut setup,
+                    order: &mut order,
+                },
+            );
+            assert_eq!(stats, Ok(ka.stats));
+            assert_eq!(maglev::table_fingerprint(&slots), ka.fingerprint);
+            assert_eq!(&slots[..8], &ka.first[..]);
+        }
+        Ok(())
+    }
+
+    /// `table_size` accepts exactly the ten primes.
+    #[test]
+    fn table_size_validation() {
+        for m in maglev::TABLE_SIZES {
+            assert!(TableSize::new(m).is_some());
+        }
+        for m in [0, 1, 250, 252, 4092, 4096, 65536, 131072, u32::MAX] {
+            assert!(TableSize::new(m).is_none());
+        }
+        assert_eq!(TableSize::default().slots(), 4093);
+        assert!(Order::default() == Order::Sorted);
+    }
+}
