@@ -57,8 +57,14 @@ if ! cmp -s <(grep '^CONFIG_' "$hdr/.config" | sort) <(grep '^CONFIG_' "$out/bui
 	diff <(grep '^CONFIG_' "$hdr/.config" | sort) <(grep '^CONFIG_' "$out/build/.config" | sort) | head -n 20 >&2
 	die "olddefconfig changed Debian's configuration: the toolchain differs from Debian's"
 fi
-"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out/build" CC="$cc" -j"$(($(nproc) + 1))" modules_prepare >&2 ||
+# Debian's release is the source's version plus a local version
+# ("+deb13-amd64"); modules carry it in their vermagic.
+kversion=$("$MH_REPO/scripts/in-toolchain" make -s -C "$src" kernelversion)
+"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out/build" CC="$cc" LOCALVERSION="${kver#"$kversion"}" \
+	-j"$(($(nproc) + 1))" modules_prepare >&2 ||
 	die "modules_prepare failed"
+release=$(cat "$out/build/include/config/kernel.release")
+[ "$release" = "$kver" ] || die "the regenerated tree's release is '$release', not '$kver'"
 cp "$hdr/Module.symvers" "$out/build/Module.symvers"
 
 # The check: Rust symbols Debian's kernel exports versus the ones this tree

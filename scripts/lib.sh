@@ -55,7 +55,7 @@ mh_hash() {
 # scripts themselves would rebuild a kernel for every comment.)
 MH_RECIPE_TOOLCHAIN=1
 MH_RECIPE_KERNEL=1
-MH_RECIPE_DEBIAN=1
+MH_RECIPE_DEBIAN=2
 
 mh_toolchain_root() {
 	local key

@@ -16,7 +16,7 @@ check() {
 	shift
 	local out
 	if out=$("$@" 2>&1); then
-		pass "$name"
+		pass "$name${out:+ ($(printf '%s\n' "$out" | tail -n 1))}"
 	else
 		fail "$name"
 		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
@@ -79,9 +79,15 @@ topo_down() {
 	done
 }
 
-# The workspace's binaries (built on the host by cargo; run in the guest).
-MHNET=${MHNET:-$MH_REPO/target/debug/mhnet}
-MHSIM=${MHSIM:-$MH_REPO/target/debug/mhsim}
+# The workspace's binaries, built on the host by cargo. The guest runs
+# copies in its own /tmp, so that a rebuild on the host cannot swap a binary
+# under a running test.
+mkdir -p /tmp/mh-bin
+for b in mhnet mhsim; do
+	[ -x "$MH_REPO/target/debug/$b" ] && cp "$MH_REPO/target/debug/$b" /tmp/mh-bin/
+done
+MHNET=${MHNET:-/tmp/mh-bin/mhnet}
+MHSIM=${MHSIM:-/tmp/mh-bin/mhsim}
 
 # serve_all PORT [COUNT]: mhnet real servers in r1..rCOUNT, TCP and UDP on
 # PORT, each naming itself by its IPv4 address and PORT.
@@ -113,15 +119,15 @@ clients() {
 
 # probe_vs_model NAME PROTO VIP:PORT CLIENTS [MHSIM ARGS...]: send one flow
 # per client from ns c, ask mhsim which server each should reach given
-# the director's configuration (ipvsadm -Sn --nosort) and compare, flow by
-# flow. Prints "NAME: flows N, matching M" and fails unless all N match.
+# the director's configuration (ipvsadm -Sn; it lists real servers sorted,
+# which is all the default sorted order needs) and compare, flow by flow. Prints "NAME: flows N, matching M" and fails unless all N match.
 probe_vs_model() {
 	local name=$1 proto=$2 target=$3 clients=$4
 	shift 4
 	local got=/tmp/got.$$ want=/tmp/want.$$ n m
 	ip netns exec c "$MHNET" probe --proto "$proto" --target "$target" \
 		--clients "$clients" --parallel 4 >"$got" 2>/dev/null
-	ip netns exec d ipvsadm -Sn --nosort |
+	ip netns exec d ipvsadm -Sn |
 		"$MHSIM" lookup --clients-file "$clients" "$@" - |
 		sed -n 's/^\([^ ]*\) -> slot [0-9]* -> server [0-9]* \(.*\)$/\1 \2/p' >"$want"
 	n=$(grep -c . "$clients")
