@@ -1,10 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Reading the mh services out of `ipvsadm -Sn` (save, numeric) output.
+//! Reading the mh services out of ipvsadm output, in either of its two
+//! numeric formats, told apart by the first line that is not blank or a
+//! `#` comment:
 //!
-//! Only what the scheduler needs is read: the service identity, its `-s`
-//! scheduler, its `-b` scheduler flags, and each real server's address,
-//! port and weight, in the order printed. Other options are skipped.
+//! - save format, `ipvsadm -Sn`: `-A` / `-a` command lines. ipvsadm always
+//!   prints the real servers sorted here (it refuses `--nosort` with `-S`),
+//!   which is all the default sorted population order needs;
+//! - listing format, `ipvsadm -Ln` / `ipvsadm -Ln --nosort`: a `TCP`,
+//!   `UDP`, `SCTP` or `FWM` line per service and a `->` line per real
+//!   server. With `--nosort` the real servers come in the kernel's list
+//!   order (newest first), which `--order list` needs.
+//!
+//! Only what the scheduler needs is read: the service identity, its
+//! scheduler, its scheduler flags, and each real server's address, port
+//! and weight, in the order printed. Everything else is skipped.
 
 use maglev::{Addr, Server};
 
@@ -137,18 +147,74 @@ fn parse_line(tokens: &[&str]) -> Result<Line, String> {
     Ok(l)
 }
 
-/// The mh services in `text`, in the order they appear.
-pub(crate) fn parse(text: &str) -> Result<Vec<Service>, String> {
-    // Every service, mh or not, so that real servers of other services can
-    // be told apart from real servers of unknown ones.
-    let mut all: Vec<(String, Option<usize>)> = Vec::new();
-    let mut mh: Vec<Service> = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let lineno = n + 1;
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+/// Every service of an input, mh or not, so that real servers of other
+/// services can be told apart from real servers of unknown ones.
+#[derive(Default)]
+struct Services {
+    /// Each service's key and, for an mh service, its index in `mh`.
+    all: Vec<(String, Option<usize>)>,
+    mh: Vec<Service>,
+}
+
+impl Services {
+    /// Records a service; returns its index in `mh` if it is an mh one.
+    fn add(
+        &mut self,
+        key: String,
+        v6: bool,
+        sched: Option<&str>,
+        flags: &[String],
+    ) -> Result<Option<usize>, String> {
+        if self.all.iter().any(|(k, _)| *k == key) {
+            return Err(format!("service {key} defined twice"));
         }
+        let idx = if sched == Some("mh") {
+            let has = |names: &[&str]| flags.iter().any(|f| names.contains(&f.as_str()));
+            self.mh.push(Service {
+                id: key.clone(),
+                v6,
+                mh_port: has(&["mh-port", "flag-2"]),
+                mh_fallback: has(&["mh-fallback", "flag-1"]),
+                dests: Vec::new(),
+            });
+            Some(self.mh.len() - 1)
+        } else {
+            None
+        };
+        self.all.push((key, idx));
+        Ok(idx)
+    }
+
+    /// Adds a real server to the service `idx` (`None`: not an mh one).
+    fn add_dest(&mut self, idx: Option<usize>, dest: Server) {
+        if let Some(i) = idx {
+            self.mh[i].dests.push(dest);
+        }
+    }
+}
+
+/// The significant lines of `text`: line number (from 1) and trimmed text,
+/// without blank lines and `#` comments.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// The mh services in `text` (either format), in the order they appear.
+pub(crate) fn parse(text: &str) -> Result<Vec<Service>, String> {
+    match lines(text).next() {
+        None => Ok(Vec::new()),
+        Some((_, first)) if first.starts_with('-') && !first.starts_with("->") => parse_save(text),
+        Some(_) => parse_listing(text),
+    }
+}
+
+/// The save format (`ipvsadm -Sn`).
+fn parse_save(text: &str) -> Result<Vec<Service>, String> {
+    let mut services = Services::default();
+    for (lineno, line) in lines(text) {
         let tokens: Vec<&str> = line.split_whitespace().collect();
         let add_service = matches!(tokens[0], "-A" | "--add-service");
         let add_server = matches!(tokens[0], "-a" | "--add-server");
@@ -164,28 +230,11 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Service>, String> {
             ));
         };
         if add_service {
-            if all.iter().any(|(k, _)| *k == key) {
-                return Err(format!(
-                    "ipvsadm input line {lineno}: service {key} defined twice"
-                ));
-            }
-            let is_mh = l.sched.as_deref() == Some("mh");
-            let idx = if is_mh {
-                let has = |names: &[&str]| l.flags.iter().any(|f| names.contains(&f.as_str()));
-                mh.push(Service {
-                    id: key.clone(),
-                    v6,
-                    mh_port: has(&["mh-port", "flag-2"]),
-                    mh_fallback: has(&["mh-fallback", "flag-1"]),
-                    dests: Vec::new(),
-                });
-                Some(mh.len() - 1)
-            } else {
-                None
-            };
-            all.push((key, idx));
+            services
+                .add(key, v6, l.sched.as_deref(), &l.flags)
+                .map_err(|e| format!("ipvsadm input line {lineno}: {e}"))?;
         } else {
-            let Some((_, idx)) = all.iter().find(|(k, _)| *k == key) else {
+            let Some(&(_, idx)) = services.all.iter().find(|(k, _)| *k == key) else {
                 return Err(format!(
                     "ipvsadm input line {lineno}: real server for unknown service {key}"
                 ));
@@ -193,16 +242,146 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Service>, String> {
             let Some((addr, port)) = l.real else {
                 return Err(format!("ipvsadm input line {lineno}: no -r real server"));
             };
-            if let Some(i) = *idx {
-                mh[i].dests.push(Server {
+            services.add_dest(
+                idx,
+                Server {
                     addr,
                     port,
                     weight: l.weight.unwrap_or(1),
-                });
-            }
+                },
+            );
         }
     }
-    Ok(mh)
+    Ok(services.mh)
+}
+
+/// Forwarding methods as `ipvsadm -L` names them.
+const FORWARD_NAMES: [&str; 4] = ["Masq", "Local", "Tunnel", "Route"];
+
+/// `ADDR:PORT` of a listing, with a hint for non-numeric listings.
+fn listing_host_port(s: &str) -> Result<(Addr, u16), String> {
+    parse_host_port(s).map_err(|e| format!("{e} (list with -n for numeric addresses)"))
+}
+
+/// A service line of the listing format, e.g. `TCP  10.0.0.1:80 mh
+/// (mh-fallback,mh-port) persistent 300`, `FWM  7 IPv6 mh`: the key, the
+/// family, the scheduler and its flags. Words after the flags are skipped.
+fn listing_service<'a>(tokens: &[&'a str]) -> Result<(String, bool, &'a str, Vec<String>), String> {
+    let (key, v6, rest) = if tokens[0] == "FWM" {
+        let v = tokens.get(1).ok_or("'FWM' without a mark")?;
+        let mark: u32 = v.parse().map_err(|_| format!("bad fwmark '{v}'"))?;
+        if tokens.get(2) == Some(&"IPv6") {
+            (format!("fwm6:{mark}"), true, &tokens[3..])
+        } else {
+            (format!("fwm:{mark}"), false, &tokens[2..])
+        }
+    } else {
+        let hp = tokens
+            .get(1)
+            .ok_or_else(|| format!("'{}' without an address", tokens[0]))?;
+        let (a, p) = listing_host_port(hp)?;
+        let kind = tokens[0].to_ascii_lowercase();
+        (
+            format!("{kind}:{}", HostPort(&a, p)),
+            a.is_v6(),
+            &tokens[2..],
+        )
+    };
+    let sched = *rest
+        .first()
+        .ok_or_else(|| format!("no scheduler for service {key}"))?;
+    let flags = match rest.get(1) {
+        Some(f) if f.starts_with('(') => f
+            .strip_prefix('(')
+            .and_then(|f| f.strip_suffix(')'))
+            .ok_or_else(|| format!("bad scheduler flags '{f}'"))?
+            .split(',')
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok((key, v6, sched, flags))
+}
+
+/// A real server line of the listing format, e.g.
+/// `-> 10.0.0.2:80  Masq  1  0  0` (the connection counts are skipped).
+fn listing_dest(tokens: &[&str]) -> Result<Server, String> {
+    let hp = tokens.get(1).ok_or("'->' without an address")?;
+    let (addr, port) = listing_host_port(hp)?;
+    let fwd = tokens
+        .get(2)
+        .ok_or_else(|| format!("no forwarding method for real server {hp}"))?;
+    if !FORWARD_NAMES.contains(fwd) {
+        return Err(format!(
+            "unknown forwarding method '{fwd}' for real server {hp} (expected {})",
+            FORWARD_NAMES.join(", ")
+        ));
+    }
+    let v = tokens
+        .get(3)
+        .ok_or_else(|| format!("no weight for real server {hp}"))?;
+    let weight: i32 = v.parse().map_err(|_| format!("bad weight '{v}'"))?;
+    if weight < 0 {
+        return Err(format!("negative weight {weight}"));
+    }
+    Ok(Server { addr, port, weight })
+}
+
+/// The listing format (`ipvsadm -Ln [--nosort]`). The header lines are
+/// optional, but if present they must be those of the plain listing, so
+/// that the columns read are the scheduler and the weight.
+fn parse_listing(text: &str) -> Result<Vec<Service>, String> {
+    let columns = |lineno: usize, line: &str| {
+        format!(
+            "ipvsadm input line {lineno}: not the columns of a plain 'ipvsadm -Ln' \
+             (without --stats, --rate, --thresholds, --persistent-conn or --tun-info): {line}"
+        )
+    };
+    let mut services = Services::default();
+    // The service the next '->' lines belong to: `None` before the first
+    // service, `Some(None)` for a service that is not mh.
+    let mut current: Option<Option<usize>> = None;
+    let mut seen_any = false;
+    for (lineno, line) in lines(text) {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let at = |e: String| format!("ipvsadm input line {lineno}: {e}");
+        match tokens[0] {
+            "IP" if line.starts_with("IP Virtual Server") => {}
+            "Prot" => {
+                if tokens[1..] != ["LocalAddress:Port", "Scheduler", "Flags"] {
+                    return Err(columns(lineno, line));
+                }
+            }
+            "->" if tokens.get(1) == Some(&"RemoteAddress:Port") => {
+                if tokens.get(2..4) != Some(&["Forward", "Weight"][..]) {
+                    return Err(columns(lineno, line));
+                }
+            }
+            "->" => {
+                let Some(idx) = current else {
+                    return Err(at(format!("real server before any service: {line}")));
+                };
+                services.add_dest(idx, listing_dest(&tokens).map_err(at)?);
+            }
+            "TCP" | "UDP" | "SCTP" | "FWM" => {
+                let (key, v6, sched, flags) = listing_service(&tokens).map_err(at)?;
+                current = Some(services.add(key, v6, Some(sched), &flags).map_err(at)?);
+            }
+            _ if !seen_any => {
+                return Err(at(format!(
+                    "neither 'ipvsadm -Sn' nor 'ipvsadm -Ln --nosort' output: {line}"
+                )))
+            }
+            _ => {
+                return Err(at(format!(
+                    "expected a service (TCP, UDP, SCTP or FWM) or a '->' real server \
+                     (is this 'ipvsadm -Ln' output?): {line}"
+                )))
+            }
+        }
+        seen_any = true;
+    }
+    Ok(services.mh)
 }
 
 /// Normalises a `--service` selector so it compares equal to
@@ -272,9 +451,99 @@ mod tests {
         assert_eq!(s[3].dests[0].weight, 2);
     }
 
+    const LISTING: &str = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.1:80 mh (mh-fallback,mh-port) persistent 300 mask 255.255.255.0
+  -> 10.1.0.2:8080                Masq    3      0          0
+  -> 10.1.0.1:8080                Masq    1      0          0
+TCP  10.0.0.1:443 rr
+  -> 10.1.0.9:443                 Route   1      0          0
+UDP  [2001:db8::1]:53 mh
+  -> [2001:db8::2]:53             Route   0      0          0
+FWM  7 mh persistent 300
+  -> 10.1.0.2:0                   Route   1      0          0
+FWM  7 IPv6 mh (flag-2)
+  -> [2001:db8::5]:0              Tunnel  2      0          0
+SCTP  10.0.0.1:9 mh
+TCP  10.0.0.1:81 mh
+  -> [2001:db8::7]:81             Tunnel  1      0          0
+";
+
+    #[test]
+    fn listing() {
+        let s = parse(LISTING).unwrap();
+        let ids: Vec<_> = s.iter().map(|x| x.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "tcp:10.0.0.1:80",
+                "udp:[2001:db8::1]:53",
+                "fwm:7",
+                "fwm6:7",
+                "sctp:10.0.0.1:9",
+                "tcp:10.0.0.1:81"
+            ]
+        );
+        assert!(s[0].mh_port && s[0].mh_fallback);
+        assert!(!s[1].mh_port && !s[1].mh_fallback);
+        assert!(s[3].mh_port && !s[3].mh_fallback);
+        let first: Vec<_> = s[0].dests.iter().map(|d| (d.port, d.weight)).collect();
+        assert_eq!(first, [(8080, 3), (8080, 1)]);
+        assert_eq!(s[0].dests[0].addr, Addr::V4([10, 1, 0, 2]));
+        assert_eq!(s[1].dests[0].weight, 0);
+        assert!(s[1].v6 && !s[2].v6 && s[3].v6 && !s[5].v6);
+        assert_eq!(s[3].dests[0].weight, 2);
+        assert!(s[4].dests.is_empty());
+        assert_eq!(
+            s[5].hashed_dests()[0].addr,
+            Addr::V4([0x20, 0x01, 0x0d, 0xb8])
+        );
+        // Without the header lines, and as the save format gives it.
+        let body: String = LISTING.lines().skip(3).map(|l| format!("{l}\n")).collect();
+        let t = parse(&body).unwrap();
+        assert_eq!(t.len(), s.len());
+        let u = parse(SAMPLE).unwrap();
+        for (a, b) in s.iter().zip(&u) {
+            assert_eq!(a.id, b.id);
+            assert_eq!((a.v6, a.mh_fallback), (b.v6, b.mh_fallback));
+            assert_eq!(a.dests, b.dests);
+        }
+    }
+
+    #[test]
+    fn listing_errors() {
+        for bad in [
+            "hello\n",
+            "  -> 10.1.0.1:80  Masq 1 0 0\n",
+            "TCP  10.0.0.1:80\n",
+            "TCP  10.0.0.1:80 mh (mh-port\n",
+            "TCP  web:http mh\n",
+            "FWM  x mh\n",
+            "FWM\n",
+            "TCP  10.0.0.1:80 mh\n  -> 10.1.0.1:80  Bypass 1 0 0\n",
+            "TCP  10.0.0.1:80 mh\n  -> 10.1.0.1:80  Masq\n",
+            "TCP  10.0.0.1:80 mh\n  -> 10.1.0.1:80  Masq -1 0 0\n",
+            "TCP  10.0.0.1:80 mh\n  -> 10.1.0.1:80  Masq x 0 0\n",
+            "TCP  10.0.0.1:80 mh\n  -> 10.1.0.300:80  Masq 1 0 0\n",
+            "TCP  10.0.0.1:80 mh\nTCP  10.0.0.1:80 rr\n",
+            "TCP  10.0.0.1:80 mh\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n",
+            "-A -t 10.0.0.1:80 -s mh\n  -> 10.1.0.1:80  Masq 1 0 0\n",
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port  Forward TunnelInfo    Weight ActiveConn InActConn\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        // The numeric hint for a listing without -n.
+        let e = parse("TCP  web:http mh\n").unwrap_err();
+        assert!(e.contains("-n"), "{e}");
+    }
+
     #[test]
     fn errors() {
-        assert!(parse("TCP  10.0.0.1:80 mh\n").is_err());
+        assert!(parse("hello world\n").is_err());
         assert!(parse("-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n").is_err());
         assert!(
             parse("-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.1:80 -r 10.1.0.300:80 -w 1\n").is_err()

@@ -25,14 +25,19 @@ usage:
   mhsim help
 
 SERVER is ADDR:PORT[:WEIGHT] or [V6ADDR]:PORT[:WEIGHT] (weight 1 by default),
-in the order of the scheduler's list. '-' reads 'ipvsadm -Sn --nosort' output
-from standard input and reports on each mh service in it.
+in the order of the scheduler's list. '-' reads ipvsadm output from standard
+input and reports on each mh service in it; either format is detected:
+  ipvsadm -Sn            real servers sorted: enough for the default
+                         --order sorted
+  ipvsadm -Ln --nosort   the kernel's list order (newest first): needed for
+                         --order list
 
 options:
   --size M             table size, one of 251 509 1021 2039 4093 8191 16381
                        32749 65521 131071 (default 4093)
   --order sorted|list  population order (default sorted); 'list' is the C
                        module's order when the servers are in list order
+                       (as given by 'ipvsadm -Ln --nosort')
   --json               one JSON object on standard output
   --service SEL        with '-': only this mh service: tcp:ADDR:PORT,
                        udp:ADDR:PORT, sctp:ADDR:PORT, fwm:MARK, fwm6:MARK,
@@ -47,7 +52,8 @@ lookup options:
   --fallback             skip unavailable servers (as '-b mh-fallback')
   --unavailable ADDR:PORT  treat this server as unavailable (repeatable)
 diff options:
-  --before-file FILE, --after-file FILE   read 'ipvsadm -Sn' output from FILE
+  --before-file FILE, --after-file FILE   read ipvsadm output from FILE
+                         ('ipvsadm -Sn' or 'ipvsadm -Ln --nosort', as for '-')
 
 Bad input: one message on standard error, exit status 2.
 ";

@@ -446,8 +446,375 @@ fn help_goes_to_stdout() {
     for args in [&["--help"][..], &["help"], &["table", "--help"]] {
         let out = mhsim(args, None);
         assert!(out.status.success());
-        assert!(String::from_utf8_lossy(&out.stdout).contains("usage:"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("usage:"));
+        // ipvsadm refuses '-S --nosort'; the list order comes from '-L'.
+        assert!(text.contains("ipvsadm -Sn "));
+        assert!(text.contains("ipvsadm -Ln --nosort"));
+        assert!(!text.contains("-Sn --nosort"));
     }
+}
+
+/// `ipvsadm -Ln --nosort` output (the listing format): TCP, UDP over IPv6,
+/// fwmark services (IPv4 and IPv6), scheduler flags, persistence, and a
+/// service of another scheduler.
+const LISTING: &str = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.1.1:80 mh
+  -> 10.0.2.14:80                 Masq    2      0          0
+  -> 10.0.2.11:80                 Masq    1      0          0
+UDP  [fd00:1::1]:53 mh (mh-fallback,mh-port)
+  -> [fd00:2::12]:53              Masq    1      0          0
+FWM  7 mh
+  -> 10.0.2.11:0                  Route   1      3          1
+TCP  10.0.1.1:81 rr
+  -> 10.0.2.11:81                 Masq    1      0          0
+TCP  10.0.1.1:443 mh (mh-port) persistent 300 mask 255.255.255.0
+  -> 10.0.2.12:443                Local   0      0          0
+  -> 10.0.2.11:443                Route   5      0          0
+FWM  8 IPv6 mh (mh-fallback) persistent 60
+  -> [fd00:2::13]:0               Tunnel  3      0          0
+";
+
+fn service_flags(input: &str, sel: &str) -> (Value, Value, Value) {
+    let v = ok_json(
+        &[
+            "lookup",
+            "--json",
+            "--port-hash",
+            "flag",
+            "--service",
+            sel,
+            "-",
+            "--client",
+            "192.0.2.1:99",
+        ],
+        Some(input),
+    );
+    (
+        v["service"].clone(),
+        v["mh_port"].clone(),
+        v["fallback"].clone(),
+    )
+}
+
+#[test]
+fn listing_input_services_and_flags() {
+    let v = ok_json(&["table", "--json", "-"], Some(LISTING));
+    let s = v["services"].as_array().expect("services");
+    let ids: Vec<_> = s
+        .iter()
+        .map(|x| x["service"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "tcp:10.0.1.1:80",
+            "udp:[fd00:1::1]:53",
+            "fwm:7",
+            "tcp:10.0.1.1:443",
+            "fwm6:8"
+        ]
+    );
+    let servers = |i: usize| -> Vec<(String, u64, u64)> {
+        s[i]["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .map(|x| {
+                (
+                    x["addr"].as_str().expect("addr").to_string(),
+                    x["port"].as_u64().expect("port"),
+                    x["weight"].as_u64().expect("weight"),
+                )
+            })
+            .collect()
+    };
+    let sv = |a: &str, p: u64, w: u64| (a.to_string(), p, w);
+    // Real servers in the order listed.
+    assert_eq!(servers(0), [sv("10.0.2.14", 80, 2), sv("10.0.2.11", 80, 1)]);
+    assert_eq!(servers(1), [sv("fd00:2::12", 53, 1)]);
+    assert_eq!(servers(2), [sv("10.0.2.11", 0, 1)]);
+    assert_eq!(
+        servers(3),
+        [sv("10.0.2.12", 443, 0), sv("10.0.2.11", 443, 5)]
+    );
+    assert_eq!(servers(4), [sv("fd00:2::13", 0, 3)]);
+    for x in s {
+        assert_eq!(x["table"].as_array().expect("table").len(), 4093);
+    }
+    // Scheduler flags, as the save format's -b gives them.
+    let f = |sel: &str| service_flags(LISTING, sel);
+    assert_eq!(
+        f("tcp:10.0.1.1:80"),
+        (
+            Value::from("tcp:10.0.1.1:80"),
+            Value::from(false),
+            Value::from(false)
+        )
+    );
+    assert_eq!(
+        f("udp:fd00:1::1:53"),
+        (
+            Value::from("udp:[fd00:1::1]:53"),
+            Value::from(true),
+            Value::from(true)
+        )
+    );
+    assert_eq!(
+        f("fwm:7"),
+        (Value::from("fwm:7"), Value::from(false), Value::from(false))
+    );
+    assert_eq!(
+        f("4"),
+        (
+            Value::from("tcp:10.0.1.1:443"),
+            Value::from(true),
+            Value::from(false)
+        )
+    );
+    assert_eq!(
+        f("fwm6:8"),
+        (Value::from("fwm6:8"), Value::from(false), Value::from(true))
+    );
+    // A non-mh service is not one of them.
+    bad(
+        &["table", "--service", "tcp:10.0.1.1:81", "-"],
+        Some(LISTING),
+        "no mh service",
+    );
+    // The header lines are optional.
+    let body: String = LISTING.lines().skip(3).map(|l| format!("{l}\n")).collect();
+    assert_eq!(ok_json(&["table", "--json", "-"], Some(&body)), v);
+}
+
+#[test]
+fn listing_nosort_gives_the_list_order() {
+    // The kernel lists real servers newest first; '-Ln --nosort' prints
+    // them so, and '--order list' must then match the servers given in
+    // that order on the command line.
+    let listing = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.1.1:80 mh
+  -> 10.0.2.14:80                 Masq    2      0          0
+  -> 10.0.2.11:80                 Masq    1      0          0
+  -> 10.0.2.12:80                 Tunnel  3      0          0
+  -> 10.0.2.13:80                 Masq    1      0          0
+";
+    let direct = [
+        "10.0.2.14:80:2",
+        "10.0.2.11:80:1",
+        "10.0.2.12:80:3",
+        "10.0.2.13:80:1",
+    ];
+    for size in ["251", "4093"] {
+        let from_listing = ok_json(
+            &["table", "--json", "--order", "list", "--size", size, "-"],
+            Some(listing),
+        );
+        let mut args = vec!["table", "--json", "--order", "list", "--size", size];
+        args.extend(direct);
+        let given = ok_json(&args, None);
+        assert_eq!(from_listing["table"], given["table"]);
+        assert_eq!(from_listing["servers"], given["servers"]);
+        assert_eq!(from_listing["service"], "tcp:10.0.1.1:80");
+        // The order matters: reversed, the list-order table differs.
+        let mut args = vec!["table", "--json", "--order", "list", "--size", size];
+        args.extend(direct.iter().rev());
+        let reversed = ok_json(&args, None);
+        assert_ne!(from_listing["table"], reversed["table"]);
+    }
+    // The core's first pinned vector, from a listing.
+    let ka = &maglev::KNOWN_ANSWERS[0];
+    assert_eq!(ka.name, "three-equal-4093-list");
+    let v = ok_json(
+        &["table", "--json", "--order", "list", "-"],
+        Some(
+            "TCP  10.0.0.1:80 mh\n  -> 10.1.0.1:80 Masq 1 0 0\n  -> 10.1.0.2:80 Masq 1 0 0\n  -> 10.1.0.3:80 Masq 1 0 0\n",
+        ),
+    );
+    let table: Vec<u16> = v["table"]
+        .as_array()
+        .expect("table")
+        .iter()
+        .map(|x| x.as_u64().expect("index") as u16)
+        .collect();
+    assert_eq!(maglev::table_fingerprint(&table), ka.fingerprint);
+}
+
+/// One configuration, real servers sorted, as `ipvsadm -Sn` and as
+/// `ipvsadm -Ln` print it.
+const SORTED_SAVE: &str = "\
+-A -t 10.0.1.1:80 -s mh -b mh-fallback,mh-port
+-a -t 10.0.1.1:80 -r 10.0.2.11:80 -m -w 1
+-a -t 10.0.1.1:80 -r 10.0.2.12:80 -m -w 3
+-a -t 10.0.1.1:80 -r 10.0.2.14:80 -m -w 2
+-A -u [fd00:1::1]:53 -s mh
+-a -u [fd00:1::1]:53 -r [fd00:2::11]:53 -g -w 1
+-a -u [fd00:1::1]:53 -r [fd00:2::12]:53 -g -w 1
+-A -f 7 -s mh -p 300
+-a -f 7 -r 10.0.2.11:0 -g -w 1
+-a -f 7 -r 10.0.2.12:0 -g -w 4
+-A -t 10.0.1.1:81 -s rr
+-a -t 10.0.1.1:81 -r 10.0.2.11:81 -m -w 1
+";
+
+const SORTED_LISTING: &str = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.1.1:80 mh (mh-fallback,mh-port)
+  -> 10.0.2.11:80                 Masq    1      0          0
+  -> 10.0.2.12:80                 Masq    3      0          0
+  -> 10.0.2.14:80                 Masq    2      0          0
+UDP  [fd00:1::1]:53 mh
+  -> [fd00:2::11]:53              Route   1      0          0
+  -> [fd00:2::12]:53              Route   1      0          0
+FWM  7 mh persistent 300
+  -> 10.0.2.11:0                  Route   1      0          0
+  -> 10.0.2.12:0                  Route   4      0          0
+TCP  10.0.1.1:81 rr
+  -> 10.0.2.11:81                 Masq    1      0          0
+";
+
+#[test]
+fn save_and_listing_formats_agree() {
+    for extra in [&[][..], &["--size", "251"], &["--order", "list"]] {
+        let mut args = vec!["table", "--json"];
+        args.extend(extra);
+        args.push("-");
+        let a = ok_json(&args, Some(SORTED_SAVE));
+        let b = ok_json(&args, Some(SORTED_LISTING));
+        assert_eq!(a["services"].as_array().expect("services").len(), 3);
+        assert_eq!(a, b, "{extra:?}");
+    }
+    let mut args = vec!["lookup", "--json", "-", "--port-hash", "flag"];
+    let clients: Vec<String> = (1..=20)
+        .map(|i| format!("192.0.2.{i}:{}", 1000 + i))
+        .collect();
+    for c in &clients {
+        args.extend(["--client", c.as_str()]);
+    }
+    assert_eq!(
+        ok_json(&args, Some(SORTED_SAVE)),
+        ok_json(&args, Some(SORTED_LISTING))
+    );
+    // Files: save format before, listing format after, nothing changes.
+    let save = temp_file("sorted-save.txt", SORTED_SAVE);
+    let listing = temp_file("sorted-listing.txt", SORTED_LISTING);
+    let v = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--before-file",
+            save.to_str().expect("p"),
+            "--after-file",
+            listing.to_str().expect("p"),
+        ],
+        None,
+    );
+    let s = v["services"].as_array().expect("services");
+    assert_eq!(s.len(), 3);
+    assert!(s.iter().all(|d| d["changed_slots"] == 0));
+    // A server removed in the listing: that service changes only.
+    let fewer = SORTED_LISTING.replace(
+        "  -> 10.0.2.12:80                 Masq    3      0          0\n",
+        "",
+    );
+    let after = temp_file("sorted-listing-fewer.txt", &fewer);
+    let v = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--before-file",
+            save.to_str().expect("p"),
+            "--after-file",
+            after.to_str().expect("p"),
+        ],
+        None,
+    );
+    let s = v["services"].as_array().expect("services");
+    assert!(s[0]["changed_slots"].as_u64().expect("c") > 0);
+    assert_eq!(s[1]["changed_slots"], 0);
+    assert_eq!(s[2]["changed_slots"], 0);
+}
+
+#[test]
+fn bad_listing_input() {
+    let svc = |rest: &str| format!("TCP  10.0.1.1:80 mh\n{rest}");
+    let cases: [(String, &str); 14] = [
+        ("hello\n".into(), "ipvsadm -Ln --nosort"),
+        (
+            "  -> 10.0.2.11:80  Masq  1  0  0\n".into(),
+            "before any service",
+        ),
+        ("TCP  10.0.1.1:80\n".into(), "no scheduler"),
+        (
+            "UDP  [fd00:1::1]:53 mh (mh-port\n".into(),
+            "scheduler flags",
+        ),
+        ("TCP  www.example.com:http mh\n".into(), "-n"),
+        ("FWM  seven mh\n".into(), "bad fwmark"),
+        (
+            svc("  -> 10.0.2.11:80  Masq  -1  0  0\n"),
+            "negative weight",
+        ),
+        (svc("  -> 10.0.2.11:80  Masq  heavy  0  0\n"), "bad weight"),
+        (svc("  -> 10.0.2.11:80  Masq\n"), "no weight"),
+        (
+            svc("  -> 10.0.2.11:80  Bypass  1  0  0\n"),
+            "forwarding method",
+        ),
+        (svc("  -> 10.0.2.311:80  Masq  1  0  0\n"), "bad address"),
+        (svc("TCP  10.0.1.1:80 rr\n"), "twice"),
+        (
+            svc("-a -t 10.0.1.1:80 -r 10.0.2.11:80 -m -w 1\n"),
+            "ipvsadm -Ln",
+        ),
+        (
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n\
+             \x20 -> RemoteAddress:Port\n"
+                .into(),
+            "--stats",
+        ),
+    ];
+    for (input, needle) in &cases {
+        bad(&["table", "-"], Some(input), needle);
+        bad(
+            &["table", "--json", "--order", "list", "-"],
+            Some(input),
+            needle,
+        );
+    }
+    // The same from files.
+    let f = temp_file(
+        "bad-listing.txt",
+        &svc("  -> 10.0.2.11:80  Masq  -1  0  0\n"),
+    );
+    let good = temp_file("good-listing.txt", SORTED_LISTING);
+    bad(
+        &[
+            "diff",
+            "--before-file",
+            good.to_str().expect("p"),
+            "--after-file",
+            f.to_str().expect("p"),
+        ],
+        None,
+        "negative weight",
+    );
+    // Other listing columns would put something else where the weight is.
+    bad(
+        &["table", "-"],
+        Some(
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n",
+        ),
+        "plain 'ipvsadm -Ln'",
+    );
 }
 
 #[test]
@@ -598,9 +965,10 @@ fn other_bad_input() {
         Some(IPVSADM),
         "bad --service",
     );
+    bad(&["table", "-"], Some("hello world\n"), "ipvsadm -Sn");
     bad(
         &["table", "-"],
-        Some("TCP  10.0.0.1:80 mh\n"),
+        Some("-A -t 10.0.0.1:80 -s mh\nTCP  10.0.0.1:80 mh\n"),
         "ipvsadm -Sn",
     );
     bad(
