@@ -31,7 +31,7 @@ all modules module:
 
 clippy:
 	@sh $(CURDIR)/scripts/check-kdir.sh $(KDIR) $(RUSTC)
-	$(KMAKE) CLIPPY=1 modules
+	$(KMAKE) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
 
 modules_install:
 	$(KMAKE) modules_install

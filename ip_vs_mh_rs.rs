@@ -269,7 +269,12 @@ impl bindings::Callbacks for MhScheduler {
     ) -> Option<&'a DestRef> {
         let dest = state.table.get(guard).and_then(|table| {
             let addr = hash_addr(svc.is_ipv6(), flow.addr());
-            let usable = |i: u16| table.dests.get(usize::from(i)).is_some_and(DestRef::available);
+            let usable = |i: u16| {
+                table
+                    .dests
+                    .get(usize::from(i))
+                    .is_some_and(DestRef::available)
+            };
             let idx = if svc.fallback() {
                 maglev::lookup_fallback(state.size, &table.slots, &addr, flow.port(), usable)
             } else {
@@ -302,7 +307,11 @@ impl kernel::Module for MhModule {
                 e.to_errno()
             );
         })?;
-        let order = if order == Order::List { "list" } else { "sorted" };
+        let order = if order == Order::List {
+            "list"
+        } else {
+            "sorted"
+        };
         pr_info!(
             "IPVS scheduler 'mh' (Maglev hashing, Rust) registered: table_size={}, order={}\n",
             size.slots(),
@@ -329,14 +338,22 @@ mod tests {
     fn hsiphash_matches_kernel() {
         let mut v: u32 = 0x1234_5678;
         for i in 0..2000u32 {
-            for key in [&HASH1, &HASH2, &[0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908]] {
+            for key in [
+                &HASH1,
+                &HASH2,
+                &[0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908],
+            ] {
                 assert_eq!(
                     maglev::hsiphash_u32(v, key),
                     super::bindings::kernel_hsiphash_u32(v, key)
                 );
             }
             // A cheap generator that also visits 0, small and huge values.
-            v = if i % 100 == 0 { i } else { v.wrapping_mul(1_664_525).wrapping_add(1_013_904_223) };
+            v = if i % 100 == 0 {
+                i
+            } else {
+                v.wrapping_mul(1_664_525).wrapping_add(1_013_904_223)
+            };
         }
     }
 

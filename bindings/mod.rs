@@ -26,6 +26,10 @@ use kernel::types::Opaque;
 
 #[allow(
     clippy::all,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
     clippy::undocumented_unsafe_blocks,
     dead_code,
     missing_docs,
@@ -269,7 +273,11 @@ pub(crate) struct ServiceName {
 
 impl kernel::fmt::Display for ServiceName {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let len = self.buf.iter().position(|&b| b == 0).unwrap_or(self.buf.len());
+        let len = self
+            .buf
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.buf.len());
         match core::str::from_utf8(&self.buf[..len]) {
             Ok(s) => f.write_str(s),
             Err(_) => f.write_str("?"),
@@ -542,7 +550,9 @@ unsafe extern "C" fn mh_rs_done_service(svc: *mut raw::ip_vs_service) {
     let Some(svc) = (unsafe { Service::from_raw(svc) }) else {
         return;
     };
-    let data = svc.sched_data().cast::<RcuNode<<Impl as Callbacks>::State>>();
+    let data = svc
+        .sched_data()
+        .cast::<RcuNode<<Impl as Callbacks>::State>>();
     svc.set_sched_data(ptr::null_mut());
     if let Some(ptr) = NonNull::new(data) {
         // INVARIANT: `init_service` stored a node leaked from an `RcuBox`;
