@@ -54,6 +54,7 @@ module_lints() {
 }
 if [ -n "$test_kdir" ]; then
 	step module-build-test module_test_kernel
+	step kdir-checks tests/build/kdir-checks.sh "$test_kdir"
 	step module-lints module_lints
 	vm_self_test() {
 		local rel out
