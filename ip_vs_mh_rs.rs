@@ -123,6 +123,33 @@ fn inputs_digest(infos: &[DestInfo]) -> u64 {
     h
 }
 
+/// Builds the table of `servers`, with scratch memory from the kernel's
+/// allocators (the core allocates nothing).
+fn build_table(
+    size: TableSize,
+    servers: &[maglev::Server],
+    order: Order,
+) -> Result<(KVVec<u16>, maglev::BuildStats)> {
+    let n = servers.len();
+    let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
+    let mut bitmap = KVVec::from_elem(0u64, size.bitmap_words(), GFP_KERNEL)?;
+    let mut setup = KVVec::from_elem(maglev::DestSetup::default(), n, GFP_KERNEL)?;
+    let mut scratch_order = KVVec::from_elem(0u16, n, GFP_KERNEL)?;
+    let stats = maglev::build_table(
+        size,
+        servers,
+        order,
+        &mut slots,
+        maglev::Scratch {
+            bitmap: &mut bitmap,
+            setup: &mut setup,
+            order: &mut scratch_order,
+        },
+    )
+    .map_err(|_| EINVAL)?;
+    Ok((slots, stats))
+}
+
 impl MhService {
     /// Builds a table for the service's current servers and publishes it.
     /// On error nothing changes: the previous table keeps serving.
@@ -158,22 +185,7 @@ impl MhService {
                 GFP_KERNEL,
             )?;
         }
-        let mut slots = KVVec::from_elem(maglev::EMPTY, m, GFP_KERNEL)?;
-        let mut bitmap = KVVec::from_elem(0u64, self.size.bitmap_words(), GFP_KERNEL)?;
-        let mut setup = KVVec::from_elem(maglev::DestSetup::default(), n, GFP_KERNEL)?;
-        let mut order = KVVec::from_elem(0u16, n, GFP_KERNEL)?;
-        let stats = maglev::build_table(
-            self.size,
-            &servers,
-            self.order,
-            &mut slots,
-            maglev::Scratch {
-                bitmap: &mut bitmap,
-                setup: &mut setup,
-                order: &mut order,
-            },
-        )
-        .map_err(|_| EINVAL)?;
+        let (slots, stats) = build_table(self.size, &servers, self.order)?;
 
         let new = if stats.servers == 0 {
             None
@@ -367,22 +379,8 @@ mod tests {
             for i in 0..n {
                 servers.push(ka.server(i).ok_or(EINVAL)?, GFP_KERNEL)?;
             }
-            let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
-            let mut bitmap = KVVec::from_elem(0u64, size.bitmap_words(), GFP_KERNEL)?;
-            let mut setup = KVVec::from_elem(maglev::DestSetup::default(), n, GFP_KERNEL)?;
-            let mut order = KVVec::from_elem(0u16, n, GFP_KERNEL)?;
-            let stats = maglev::build_table(
-                size,
-                &servers,
-                ka.order,
-                &mut slots,
-                maglev::Scratch {
-                    bitmap: &mut bitmap,
-                    setup: &mut setup,
-                    order: &mut order,
-                },
-            );
-            assert_eq!(stats, Ok(ka.stats));
+            let (slots, stats) = super::build_table(size, &servers, ka.order)?;
+            assert_eq!(stats, ka.stats);
             assert_eq!(maglev::table_fingerprint(&slots), ka.fingerprint);
             assert_eq!(&slots[..8], &ka.first[..]);
         }
