@@ -24,7 +24,8 @@
 //!   RCU; if building fails, the previous table keeps serving;
 //! - a slot holds a 2-byte server index, not an 8-byte pointer.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::rcu;
@@ -34,7 +35,10 @@ pub mod maglev;
 
 mod bindings;
 
-use bindings::{DestInfo, DestRef, Flow, RcuBox, RcuPtr, Service};
+use bindings::{
+    AddrText, Counter, DestInfo, DestRef, Flow, PerCpuCounters, RcuBox, RcuPtr, SeqFile, Service,
+    ServiceName,
+};
 use maglev::{Addr, Order, TableSize};
 
 module! {
@@ -66,14 +70,35 @@ struct MhTable {
     /// table never points to a freed `ip_vs_dest`; the references go when the
     /// table is freed, after an RCU grace period.
     dests: KVec<DestRef>,
+    /// What `/proc/net/ip_vs_mh` shows of each server, by index.
+    records: KVec<ServerRecord>,
+}
+
+/// A real server as the table was built from it.
+struct ServerRecord {
+    addr: [u8; 16],
+    ipv6: bool,
+    port: u16,
+    weight: i32,
+    slots: u32,
 }
 
 /// Per-service state (`sched_data`).
 struct MhService {
+    /// The service, e.g. `TCP 192.0.2.1:80` (it cannot change).
+    name: ServiceName,
     size: TableSize,
     order: Order,
-    /// The serving table; `None` while no server has a positive weight.
+    /// The serving table; `None` while the service has no real server.
     table: RcuPtr<MhTable>,
+    /// Packet-path counters: decisions, fallbacks taken, refusals.
+    counters: PerCpuCounters,
+    /// Tables published so far.
+    rebuilds: AtomicU64,
+    /// When the last table was published (seconds since boot).
+    last_rebuild: AtomicI64,
+    /// Slots that changed owner in the last rebuild.
+    last_moved: AtomicU64,
     /// A digest of what the serving table was built from (servers, their
     /// identities and weights), so that edits which change none of it
     /// (thresholds, forwarding method) rebuild nothing.
@@ -187,14 +212,34 @@ impl MhService {
         }
         let (slots, stats) = build_table(self.size, &servers, self.order)?;
 
-        let new = if stats.servers == 0 {
+        let new = if n == 0 {
             None
         } else {
+            let mut counts = KVVec::from_elem(0u32, n, GFP_KERNEL)?;
+            maglev::count_slots(&slots, &mut counts);
             let mut dests = KVec::with_capacity(n, GFP_KERNEL)?;
-            for info in infos.iter() {
+            let mut records = KVec::with_capacity(n, GFP_KERNEL)?;
+            for (info, &count) in infos.iter().zip(counts.iter()) {
                 dests.push(info.hold()?, GFP_KERNEL)?;
+                records.push(
+                    ServerRecord {
+                        addr: info.addr(),
+                        ipv6: info.is_ipv6(),
+                        port: info.port(),
+                        weight: info.weight(),
+                        slots: count,
+                    },
+                    GFP_KERNEL,
+                )?;
             }
-            Some(RcuBox::new(MhTable { slots, dests }, GFP_KERNEL)?)
+            Some(RcuBox::new(
+                MhTable {
+                    slots,
+                    dests,
+                    records,
+                },
+                GFP_KERNEL,
+            )?)
         };
 
         let moved = moved_slots(self.table.get_locked(), new.as_deref(), m);
@@ -202,6 +247,10 @@ impl MhService {
             old.retire();
         }
         self.built_from.store(digest, Ordering::Relaxed);
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.last_rebuild
+            .store(bindings::boottime_seconds(), Ordering::Relaxed);
+        self.last_moved.store(moved as u64, Ordering::Relaxed);
         pr_debug!(
             "{}: table rebuilt: {} servers ({} with slots), {} of {} slots changed owner\n",
             svc.name(),
@@ -236,6 +285,69 @@ impl MhService {
     }
 }
 
+impl MhService {
+    /// The service's `/proc/net/ip_vs_mh` records: one `S` line, then a `D`
+    /// line per real server (the header lines written by the C side name
+    /// the columns; README.md documents them).
+    fn write_records(&self, out: &mut SeqFile<'_>) -> core::fmt::Result {
+        let counts = self.counters.sum();
+        let order = if self.order == Order::List {
+            "list"
+        } else {
+            "sorted"
+        };
+        writeln!(
+            out,
+            "S {} {} {} {} {} {} {} {} {}",
+            self.name.as_str(),
+            self.size.slots(),
+            order,
+            self.rebuilds.load(Ordering::Relaxed),
+            self.last_rebuild.load(Ordering::Relaxed),
+            self.last_moved.load(Ordering::Relaxed),
+            counts.decisions,
+            counts.fallbacks,
+            counts.refusals
+        )?;
+        let guard = rcu::Guard::new();
+        let Some(table) = self.table.get(&guard) else {
+            return Ok(());
+        };
+        let total_weight: u64 = table
+            .records
+            .iter()
+            .map(|r| u64::try_from(r.weight).unwrap_or(0))
+            .sum();
+        for r in table.records.iter() {
+            let weight = u64::try_from(r.weight).unwrap_or(0);
+            writeln!(
+                out,
+                "D {} {} {} {} {}",
+                AddrText::new(r.ipv6, &r.addr, r.port).as_str(),
+                r.weight,
+                r.slots,
+                Percent(u64::from(r.slots), u64::from(self.size.slots())),
+                Percent(weight, total_weight)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `part / whole` as a percentage with two decimals, without floating point.
+struct Percent(u64, u64);
+
+impl core::fmt::Display for Percent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let hundredths = self
+            .0
+            .saturating_mul(10_000)
+            .checked_div(self.1)
+            .unwrap_or(0);
+        write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
+    }
+}
+
 /// How many slots name a different server in `new` than in `old`.
 fn moved_slots(old: Option<&MhTable>, new: Option<&MhTable>, m: usize) -> usize {
     let owner = |t: Option<&MhTable>, i: usize| -> Option<usize> {
@@ -256,9 +368,14 @@ impl bindings::Callbacks for MhScheduler {
         let (size, order) = module_config()?;
         let state = RcuBox::new(
             MhService {
+                name: svc.name(),
                 size,
                 order,
                 table: RcuPtr::new(),
+                counters: PerCpuCounters::new()?,
+                rebuilds: AtomicU64::new(0),
+                last_rebuild: AtomicI64::new(0),
+                last_moved: AtomicU64::new(0),
                 built_from: AtomicU64::new(inputs_digest(&[])),
                 failing: AtomicBool::new(false),
             },
@@ -270,6 +387,11 @@ impl bindings::Callbacks for MhScheduler {
 
     fn dest_changed(svc: &Service<'_>, state: &MhService) -> Result {
         state.rebuild_logged(svc)
+    }
+
+    fn show(state: &MhService, out: &mut SeqFile<'_>) {
+        // Write errors cannot happen: seq_file notes an overflow itself.
+        let _ = state.write_records(out);
     }
 
     #[inline]
@@ -287,14 +409,29 @@ impl bindings::Callbacks for MhScheduler {
                     .get(usize::from(i))
                     .is_some_and(DestRef::available)
             };
-            let idx = if svc.fallback() {
-                maglev::lookup_fallback(state.size, &table.slots, &addr, flow.port(), usable)
-            } else {
-                maglev::lookup(state.size, &table.slots, &addr, flow.port()).filter(|&i| usable(i))
+            let idx = match maglev::lookup(state.size, &table.slots, &addr, flow.port()) {
+                Some(i) if usable(i) => Some(i),
+                Some(_) if svc.fallback() => {
+                    let i = maglev::lookup_fallback(
+                        state.size,
+                        &table.slots,
+                        &addr,
+                        flow.port(),
+                        usable,
+                    );
+                    if i.is_some() {
+                        state.counters.inc(Counter::Fallback);
+                    }
+                    i
+                }
+                _ => None,
             };
             table.dests.get(usize::from(idx?))
         });
-        if dest.is_none() {
+        if dest.is_some() {
+            state.counters.inc(Counter::Decision);
+        } else {
+            state.counters.inc(Counter::Refusal);
             svc.no_destination();
         }
         dest

@@ -4,15 +4,24 @@
  *
  * The scheduler object itself lives here: IPVS needs a struct with a stable
  * address, an initialised list head and THIS_MODULE, and its callbacks are
- * the Rust functions declared in helpers.h. The other helpers wrap static
- * inline functions and macros of the IPVS and networking headers.
+ * the Rust functions declared in helpers.h. So does the per-namespace
+ * /proc/net/ip_vs_mh file, whose records Rust writes. The other helpers wrap
+ * static inline functions and macros of the IPVS and networking headers.
  */
 
 #include <linux/module.h>
 #include <linux/kernel.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/seq_file_net.h>
 #include <linux/skbuff.h>
 #include <linux/siphash.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
 #include <net/ip_vs.h>
+#include <net/net_namespace.h>
 
 #include "helpers.h"
 
@@ -29,14 +38,164 @@ static struct ip_vs_scheduler mh_rs_scheduler = {
 	.schedule = mh_rs_schedule,
 };
 
+/*
+ * The services that use this scheduler, with their namespace, so that each
+ * namespace's /proc/net/ip_vs_mh lists its own. An entry is removed (under
+ * the lock) before its state is retired, so a reader holding the lock only
+ * sees live states.
+ */
+static DEFINE_MUTEX(mh_rs_registry_lock);
+static LIST_HEAD(mh_rs_registry);
+
+struct mh_rs_entry {
+	struct list_head node;
+	possible_net_t net;
+	const void *state;
+};
+
+int mh_rs_registry_add(struct ip_vs_service *svc, const void *state)
+{
+	struct mh_rs_entry *e = kmalloc(sizeof(*e), GFP_KERNEL);
+
+	if (!e)
+		return -ENOMEM;
+	write_pnet(&e->net, svc->ipvs->net);
+	e->state = state;
+	mutex_lock(&mh_rs_registry_lock);
+	list_add_tail(&e->node, &mh_rs_registry);
+	mutex_unlock(&mh_rs_registry_lock);
+	return 0;
+}
+
+void mh_rs_registry_del(const void *state)
+{
+	struct mh_rs_entry *e, *tmp;
+
+	mutex_lock(&mh_rs_registry_lock);
+	list_for_each_entry_safe(e, tmp, &mh_rs_registry, node) {
+		if (e->state == state) {
+			list_del(&e->node);
+			kfree(e);
+			break;
+		}
+	}
+	mutex_unlock(&mh_rs_registry_lock);
+}
+
+static int mh_rs_proc_show(struct seq_file *seq, void *v)
+{
+	struct net *net = seq_file_single_net(seq);
+	struct mh_rs_entry *e;
+
+	seq_puts(seq, "# ip_vs_mh_rs 1\n");
+	seq_puts(seq, "# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals\n");
+	seq_puts(seq, "# D address weight slots slot_share weight_share\n");
+	mutex_lock(&mh_rs_registry_lock);
+	list_for_each_entry(e, &mh_rs_registry, node) {
+		if (net_eq(read_pnet(&e->net), net))
+			mh_rs_state_show(e->state, seq);
+	}
+	mutex_unlock(&mh_rs_registry_lock);
+	return 0;
+}
+
+static int __net_init mh_rs_net_init(struct net *net)
+{
+	if (!proc_create_net_single("ip_vs_mh", 0444, net->proc_net,
+				    mh_rs_proc_show, NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+static void __net_exit mh_rs_net_exit(struct net *net)
+{
+	remove_proc_entry("ip_vs_mh", net->proc_net);
+}
+
+static struct pernet_operations mh_rs_net_ops = {
+	.init = mh_rs_net_init,
+	.exit = mh_rs_net_exit,
+};
+
 int mh_rs_register(void)
 {
-	return register_ip_vs_scheduler(&mh_rs_scheduler);
+	int ret = register_pernet_subsys(&mh_rs_net_ops);
+
+	if (ret < 0)
+		return ret;
+	ret = register_ip_vs_scheduler(&mh_rs_scheduler);
+	if (ret < 0)
+		unregister_pernet_subsys(&mh_rs_net_ops);
+	return ret;
 }
 
 void mh_rs_unregister(void)
 {
 	unregister_ip_vs_scheduler(&mh_rs_scheduler);
+	unregister_pernet_subsys(&mh_rs_net_ops);
+}
+
+void mh_rs_seq_write(struct seq_file *seq, const char *buf, size_t len)
+{
+	seq_write(seq, buf, len);
+}
+
+/* "192.0.2.1:80" or "[2001:db8::1]:80"; @addr is 4 or 16 bytes. */
+void mh_rs_format_addr(bool ipv6, const u8 *addr, u16 port, char *buf,
+		       size_t len)
+{
+	if (ipv6)
+		snprintf(buf, len, "[%pI6c]:%u", addr, port);
+	else
+		snprintf(buf, len, "%pI4:%u", addr, port);
+}
+
+s64 mh_rs_boottime_seconds(void)
+{
+	return ktime_get_boottime_seconds();
+}
+
+struct mh_rs_counters __percpu *mh_rs_counters_alloc(void)
+{
+	return alloc_percpu(struct mh_rs_counters);
+}
+
+/* Callable from RCU callbacks: free_percpu() may be used in atomic context. */
+void mh_rs_counters_free(struct mh_rs_counters __percpu *counters)
+{
+	free_percpu(counters);
+}
+
+/* Packet path: no shared cache line is written. */
+void mh_rs_counters_inc(struct mh_rs_counters __percpu *counters,
+			enum mh_rs_counter which)
+{
+	switch (which) {
+	case MH_RS_DECISION:
+		this_cpu_inc(counters->decisions);
+		break;
+	case MH_RS_FALLBACK:
+		this_cpu_inc(counters->fallbacks);
+		break;
+	case MH_RS_REFUSAL:
+		this_cpu_inc(counters->refusals);
+		break;
+	}
+}
+
+void mh_rs_counters_sum(struct mh_rs_counters __percpu *counters,
+			struct mh_rs_counters *sum)
+{
+	int cpu;
+
+	memset(sum, 0, sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		const struct mh_rs_counters *c = per_cpu_ptr(counters, cpu);
+
+		sum->decisions += READ_ONCE(c->decisions);
+		sum->fallbacks += READ_ONCE(c->fallbacks);
+		sum->refusals += READ_ONCE(c->refusals);
+	}
 }
 
 /*
@@ -108,13 +267,14 @@ void mh_rs_flow_of(const struct sk_buff *skb, const struct ip_vs_iphdr *iph,
 	}
 }
 
-/* "TCP 192.0.2.1:80", "UDP [2001:db8::1]:53" or "FWM 7", for log messages. */
+/* "TCP 192.0.2.1:80", "UDP [2001:db8::1]:53", "FWM 7" or "FWM6 7". */
 void mh_rs_svc_name(const struct ip_vs_service *svc, char *buf, size_t len)
 {
 	const char *proto;
 
 	if (svc->fwmark) {
-		snprintf(buf, len, "FWM %u", svc->fwmark);
+		snprintf(buf, len, "%s %u", svc->af == AF_INET6 ? "FWM6" : "FWM",
+			 svc->fwmark);
 		return;
 	}
 	switch (svc->protocol) {

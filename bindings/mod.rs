@@ -104,6 +104,8 @@ pub(crate) trait Callbacks {
     fn init_service(svc: &Service<'_>) -> Result<RcuBox<Self::State>>;
     /// A real server was added, removed or edited.
     fn dest_changed(svc: &Service<'_>, state: &Self::State) -> Result;
+    /// Writes the service's records to its namespace's `/proc/net/ip_vs_mh`.
+    fn show(state: &Self::State, out: &mut SeqFile<'_>);
     /// Picks a real server for a new connection, or `None`.
     fn schedule<'a>(
         svc: &Service<'_>,
@@ -300,6 +302,12 @@ impl DestInfo {
         u16::from_be(self.0.port)
     }
 
+    /// Whether the server's own address is IPv6 (it may differ from the
+    /// service's family with tunnel forwarding).
+    pub(crate) fn is_ipv6(&self) -> bool {
+        self.0.af == AF_INET6
+    }
+
     /// The server's current weight.
     pub(crate) fn weight(&self) -> i32 {
         self.0.weight
@@ -466,6 +474,8 @@ impl<T> Drop for RcuBox<T> {
 /// `ptr` is null or owns a node leaked from an [`RcuBox`].
 pub(crate) struct RcuPtr<T> {
     ptr: AtomicPtr<RcuNode<T>>,
+    // Shared with readers on every CPU: Send/Sync only if `T` is.
+    _p: PhantomData<T>,
 }
 
 impl<T> RcuPtr<T> {
@@ -473,6 +483,7 @@ impl<T> RcuPtr<T> {
     pub(crate) const fn new() -> Self {
         RcuPtr {
             ptr: AtomicPtr::new(ptr::null_mut()),
+            _p: PhantomData,
         }
     }
 
@@ -513,6 +524,146 @@ impl<T> Drop for RcuPtr<T> {
     }
 }
 
+/// A `/proc` file being written (`struct seq_file`), as a [`core::fmt::Write`].
+///
+/// # Invariants
+///
+/// `ptr` is the seq_file of the `show` call in progress.
+pub(crate) struct SeqFile<'a> {
+    ptr: NonNull<raw::seq_file>,
+    _p: PhantomData<&'a mut raw::seq_file>,
+}
+
+impl core::fmt::Write for SeqFile<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        // SAFETY: By the type invariant the seq_file is being filled by this
+        // call chain; `s` is valid for `s.len()` bytes. seq_write() records
+        // an overflow itself (the file is then read again with more room).
+        unsafe { raw::mh_rs_seq_write(self.ptr.as_ptr(), s.as_ptr().cast(), s.len()) };
+        Ok(())
+    }
+}
+
+/// An address and port as text: `192.0.2.1:80` or `[2001:db8::1]:80`.
+pub(crate) struct AddrText {
+    buf: [u8; 48],
+}
+
+impl AddrText {
+    /// Formats `addr` (IPv4 in the first four bytes unless `ipv6`) and `port`.
+    pub(crate) fn new(ipv6: bool, addr: &[u8; 16], port: u16) -> Self {
+        let mut text = AddrText { buf: [0; 48] };
+        // SAFETY: `addr` has 16 readable bytes, `buf` room for `len` bytes
+        // including the NUL that snprintf() always writes.
+        unsafe {
+            raw::mh_rs_format_addr(
+                ipv6,
+                addr.as_ptr(),
+                port,
+                text.buf.as_mut_ptr().cast(),
+                text.buf.len(),
+            )
+        };
+        text
+    }
+
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        let len = self.buf.iter().position(|&b| b == 0).unwrap_or(0);
+        core::str::from_utf8(&self.buf[..len]).unwrap_or("?")
+    }
+}
+
+impl ServiceName {
+    /// The name as text.
+    pub(crate) fn as_str(&self) -> &str {
+        let len = self.buf.iter().position(|&b| b == 0).unwrap_or(0);
+        core::str::from_utf8(&self.buf[..len]).unwrap_or("?")
+    }
+}
+
+/// Seconds since boot (`ktime_get_boottime_seconds()`).
+pub(crate) fn boottime_seconds() -> i64 {
+    // SAFETY: Plain FFI call without arguments.
+    unsafe { raw::mh_rs_boottime_seconds() }
+}
+
+/// What the packet path counts.
+#[derive(Clone, Copy)]
+pub(crate) enum Counter {
+    /// A real server was chosen.
+    Decision,
+    /// It was chosen by the fallback walk.
+    Fallback,
+    /// No server could be chosen.
+    Refusal,
+}
+
+/// Per-CPU counters, summed when read: counting adds no contention.
+///
+/// # Invariants
+///
+/// `ptr` is a live `alloc_percpu()` area owned by this value.
+pub(crate) struct PerCpuCounters {
+    ptr: NonNull<raw::mh_rs_counters>,
+}
+
+// SAFETY: Each CPU only increments its own copy; reads sum them.
+unsafe impl Send for PerCpuCounters {}
+// SAFETY: As above.
+unsafe impl Sync for PerCpuCounters {}
+
+/// Summed counter values.
+pub(crate) struct Counts {
+    pub(crate) decisions: u64,
+    pub(crate) fallbacks: u64,
+    pub(crate) refusals: u64,
+}
+
+impl PerCpuCounters {
+    /// Allocates zeroed counters.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Plain FFI call, process context.
+        let ptr = unsafe { raw::mh_rs_counters_alloc() };
+        // INVARIANT: Non-null means allocated, and owned from here on.
+        Ok(PerCpuCounters {
+            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Counts one event on this CPU.
+    #[inline]
+    pub(crate) fn inc(&self, which: Counter) {
+        let which = match which {
+            Counter::Decision => raw::mh_rs_counter_MH_RS_DECISION,
+            Counter::Fallback => raw::mh_rs_counter_MH_RS_FALLBACK,
+            Counter::Refusal => raw::mh_rs_counter_MH_RS_REFUSAL,
+        };
+        // SAFETY: The area is live by the type invariant.
+        unsafe { raw::mh_rs_counters_inc(self.ptr.as_ptr(), which) };
+    }
+
+    /// The sums over all CPUs.
+    pub(crate) fn sum(&self) -> Counts {
+        let mut sum = raw::mh_rs_counters::default();
+        // SAFETY: The area is live by the type invariant; `sum` is writable.
+        unsafe { raw::mh_rs_counters_sum(self.ptr.as_ptr(), &mut sum) };
+        Counts {
+            decisions: sum.decisions,
+            fallbacks: sum.fallbacks,
+            refusals: sum.refusals,
+        }
+    }
+}
+
+impl Drop for PerCpuCounters {
+    fn drop(&mut self) {
+        // SAFETY: Owned by the type invariant; free_percpu() is allowed in
+        // the RCU callbacks that drop service states.
+        unsafe { raw::mh_rs_counters_free(self.ptr.as_ptr()) };
+    }
+}
+
 /// The kernel's own `hsiphash()` of a `u32`, for cross-checks in KUnit.
 #[cfg(CONFIG_KUNIT = "y")]
 pub(crate) fn kernel_hsiphash_u32(value: u32, key: &[u64; 2]) -> u32 {
@@ -531,13 +682,20 @@ unsafe extern "C" fn mh_rs_init_service(svc: *mut raw::ip_vs_service) -> c_int {
     let Some(svc) = (unsafe { Service::from_raw(svc) }) else {
         return EINVAL.to_errno();
     };
-    match Impl::init_service(&svc) {
-        Ok(state) => {
-            svc.set_sched_data(state.into_raw().cast());
-            0
-        }
-        Err(e) => e.to_errno(),
+    let state = match Impl::init_service(&svc) {
+        Ok(state) => state,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: The service is live; the registry keeps the pointer until
+    // `mh_rs_done_service` removes it, before the state is retired.
+    let ret = unsafe { raw::mh_rs_registry_add(svc.ptr.as_ptr(), state.ptr.as_ptr().cast()) };
+    if ret < 0 {
+        // Never published: freed at once.
+        drop(state);
+        return ret;
     }
+    svc.set_sched_data(state.into_raw().cast());
+    0
 }
 
 /// # Safety
@@ -555,6 +713,8 @@ unsafe extern "C" fn mh_rs_done_service(svc: *mut raw::ip_vs_service) {
         .cast::<RcuNode<<Impl as Callbacks>::State>>();
     svc.set_sched_data(ptr::null_mut());
     if let Some(ptr) = NonNull::new(data) {
+        // SAFETY: Plain FFI call; after it no /proc reader can reach the state.
+        unsafe { raw::mh_rs_registry_del(data.cast()) };
         // INVARIANT: `init_service` stored a node leaked from an `RcuBox`;
         // schedulers may still read it, so it is retired, not dropped.
         RcuBox { ptr }.retire();
@@ -610,4 +770,26 @@ unsafe extern "C" fn mh_rs_schedule(
         Some(dest) => dest.0.as_ptr(),
         None => ptr::null_mut(),
     }
+}
+
+/// # Safety
+///
+/// Called by the /proc show helper only, with a state pointer from the
+/// registry (live while the registry lock is held) and its seq_file.
+#[no_mangle]
+unsafe extern "C" fn mh_rs_state_show(state: *const c_void, seq: *mut raw::seq_file) {
+    let node = state.cast::<RcuNode<<Impl as Callbacks>::State>>();
+    // SAFETY: The registry holds only live states while its lock is held.
+    let Some(node) = (unsafe { node.as_ref() }) else {
+        return;
+    };
+    let Some(ptr) = NonNull::new(seq) else {
+        return;
+    };
+    // INVARIANT: The seq_file of the show call in progress.
+    let mut out = SeqFile {
+        ptr,
+        _p: PhantomData,
+    };
+    Impl::show(&node.value, &mut out);
 }

@@ -67,6 +67,7 @@ if [ -n "$test_kdir" ]; then
 	}
 	step vm-runner vm_self_test
 	step module-smoke tests/vm/run -- tests/module/smoke.sh
+	step module-stats tests/vm/run -- tests/module/stats.sh
 fi
 
 # Debian's stock kernel.

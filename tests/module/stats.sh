@@ -1,0 +1,144 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# /proc/net/ip_vs_mh in a booted kernel: per-service and per-server figures
+# agree with the configuration and the model after each change, counters
+# move with traffic, fallbacks and refusals, and each network namespace
+# sees only its own services.
+source "$(dirname "$0")/../lib/guest.sh"
+VIP=10.0.1.1:80
+PROC() { ip netns exec "${1:-d}" cat /proc/net/ip_vs_mh; }
+field() { awk -v n="$2" '$1 == "S" && $3 == "'"$1"'" { print $n }'; }
+
+topo_up 4
+serve_all 80 4
+ip netns exec d ipvsadm -A -t "$VIP" -s mh
+for i in 1 2 3 4; do
+	ip netns exec d ipvsadm -a -t "$VIP" -r "10.0.2.$((10 + i)):80" -m -w $((i == 4 ? 2 : 1))
+done
+
+# The D lines' slots must be what mhsim computes for `ipvsadm -Sn`.
+slots_match_model() {
+	local got want
+	got=$(PROC | awk '$1 == "D" { print $2, $3, $4 }' | sort)
+	want=$(ip netns exec d ipvsadm -Sn | "$MHSIM" table --json - |
+		python3 -c 'import json,sys
+d = json.load(sys.stdin)
+for s in d["servers"]:
+    a = s["addr"]
+    a = "[%s]" % a if ":" in a else a
+    print("%s:%d %d %d" % (a, s["port"], s["weight"], s["slots"]))' | sort)
+	echo "proc:"; echo "$got"; echo "model:"; echo "$want"
+	[ -n "$got" ] && [ "$got" = "$want" ]
+}
+
+format_ok() {
+	local out
+	out=$(PROC)
+	echo "$out"
+	echo "$out" | head -n 3 | grep -q '^# ip_vs_mh_rs 1$' &&
+		echo "$out" | grep -q '^# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals$' &&
+		echo "$out" | grep -q '^# D address weight slots slot_share weight_share$' &&
+		echo "$out" | grep -qE '^S TCP 10\.0\.1\.1:80 4093 sorted 4 [0-9]+ [0-9]+ 0 0 0$' &&
+		[ "$(echo "$out" | grep -c '^D ')" = 4 ] &&
+		echo "$out" | grep -qE '^D 10\.0\.2\.14:80 2 [0-9]+ 39\.[0-9]{2} 40\.00$'
+}
+check "header names the columns, S and D records as configured" format_ok
+check "per-server slots equal the model's" slots_match_model
+
+decisions_move() {
+	clients /tmp/s1 10.0.1.2 41001 100
+	probe_vs_model stats tcp "$VIP" /tmp/s1 || return 1
+	PROC
+	[ "$(PROC | field 10.0.1.1:80 9)" = 100 ]
+}
+check "100 flows count 100 decisions" decisions_move
+
+after_change() {
+	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.12:80 -m -w 3 || return 1
+	local out moved
+	out=$(PROC)
+	moved=$(echo "$out" | field 10.0.1.1:80 8)
+	echo "$out"
+	# The weight change is the 5th table; some slots moved, not all.
+	[ "$(echo "$out" | field 10.0.1.1:80 6)" = 5 ] && [ "$moved" -gt 0 ] &&
+		[ "$moved" -lt 4093 ] && slots_match_model
+}
+check "after a weight change: rebuild counted, moved slots, model agrees" after_change
+
+threshold_only() {
+	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.13:80 -m -w 1 -x 100 || return 1
+	[ "$(PROC | field 10.0.1.1:80 6)" = 5 ]
+}
+check "a threshold-only edit rebuilds nothing" threshold_only
+
+fallbacks_counted() {
+	# Overload r1 (upper threshold 1, one open connection), then send flows
+	# that map to it: with mh-fallback they go elsewhere and are counted.
+	ip netns exec d ipvsadm -E -t "$VIP" -s mh -b mh-fallback || return 1
+	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.11:80 -m -w 1 -x 1 || return 1
+	clients /tmp/s2 10.0.1.2 42001 200
+	ip netns exec d ipvsadm -Sn | "$MHSIM" lookup --clients-file /tmp/s2 - |
+		awk '$NF == "10.0.2.11:80" { print $1 }' >/tmp/to-r1
+	head -n 1 /tmp/to-r1 >/tmp/hold
+	tail -n +2 /tmp/to-r1 | head -n 10 >/tmp/probe-r1
+	[ "$(wc -l </tmp/probe-r1)" = 10 ] || return 1
+	ip netns exec c "$MHNET" streams --target "$VIP" --clients /tmp/hold \
+		--duration-s 60 --ready-file /tmp/ready --stop-file /tmp/stop >/tmp/streams.log 2>&1 &
+	for _ in $(seq 100); do [ -f /tmp/ready ] && break; sleep 0.1; done
+	local before after out
+	before=$(PROC | field 10.0.1.1:80 10)
+	out=$(ip netns exec c "$MHNET" probe --proto tcp --target "$VIP" --clients /tmp/probe-r1 2>&1)
+	echo "$out"
+	after=$(PROC | field 10.0.1.1:80 10)
+	touch /tmp/stop
+	wait
+	PROC
+	! echo "$out" | grep -q 'ERROR\|10.0.2.11:80' && [ $((after - before)) = 10 ]
+}
+check "overloaded server: mh-fallback flows go elsewhere and are counted" fallbacks_counted
+
+refusals_counted() {
+	local i before after
+	for i in 1 2 3 4; do
+		ip netns exec d ipvsadm -e -t "$VIP" -r "10.0.2.$((10 + i)):80" -m -w 0 || return 1
+	done
+	before=$(PROC | field 10.0.1.1:80 11)
+	clients /tmp/s3 10.0.1.2 43001 5
+	ip netns exec c "$MHNET" probe --proto tcp --target "$VIP" --clients /tmp/s3 \
+		--timeout-ms 500 --retries 0
+	after=$(PROC | field 10.0.1.1:80 11)
+	PROC
+	# All weights 0: no slots, every SYN refused (and counted).
+	[ "$(PROC | awk '$1 == "D" { s += $4 } END { print s + 0 }')" = 0 ] &&
+		[ $((after - before)) -ge 5 ] && dmesg | grep -q 'no destination available'
+}
+check "all weights 0: flows refused, refusals counted" refusals_counted
+
+namespaces() {
+	ip netns add d2
+	ip -n d2 link set lo up
+	ip netns exec d2 ipvsadm -A -u 10.0.9.1:53 -s mh
+	ip netns exec d2 ipvsadm -a -u 10.0.9.1:53 -r 10.0.9.2:53 -m
+	local in_d in_d2 in_root
+	in_d=$(PROC d | grep '^S')
+	in_d2=$(PROC d2 | grep '^S')
+	in_root=$(grep '^S' /proc/net/ip_vs_mh)
+	echo "d: $in_d"; echo "d2: $in_d2"; echo "root: $in_root"
+	ip netns exec d2 ipvsadm -C
+	ip netns del d2
+	[ "$(echo "$in_d" | awk '{ print $2, $3 }')" = "TCP 10.0.1.1:80" ] &&
+		[ "$(echo "$in_d2" | awk '{ print $2, $3 }')" = "UDP 10.0.9.1:53" ] &&
+		[ -z "$in_root" ]
+}
+check "each namespace lists only its own services" namespaces
+
+deleted() {
+	ip netns exec d ipvsadm -D -t "$VIP" || return 1
+	! PROC | grep -q '^S'
+}
+check "a deleted service disappears from the file" deleted
+
+topo_down
+rmmod ip_vs_mh_rs
+check "module unloads after all of it" sh -c '! lsmod | grep -q "^ip_vs_mh_rs "'
+finish
