@@ -4,12 +4,13 @@
 //! of real servers, where clients go, and what changes when the set
 //! changes. Built on `maglev`, the same core the kernel module compiles.
 
+mod check;
 mod ipvsadm;
 mod sim;
 mod spec;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use maglev::{Addr, Order, TableSize, DEFAULT_TABLE_SIZE, TABLE_SIZES};
@@ -22,6 +23,7 @@ usage:
   mhsim table  [OPTIONS] SERVER...|-
   mhsim lookup [OPTIONS] SERVER...|- (--client ADDR[:PORT] ... | --clients-file FILE)
   mhsim diff   [OPTIONS] --before SERVER...|- --after SERVER...|-
+  mhsim check  [--proc FILE] [--ipvsadm FILE] [--json] < IPVSADM-OUTPUT
   mhsim help
 
 SERVER is ADDR:PORT[:WEIGHT] or [V6ADDR]:PORT[:WEIGHT] (weight 1 by default),
@@ -55,6 +57,23 @@ diff options:
   --before-file FILE, --after-file FILE   read ipvsadm output from FILE
                          ('ipvsadm -Sn' or 'ipvsadm -Ln --nosort', as for '-')
 
+check: compare the kernel's tables with the configuration and the model,
+  e.g. 'ipvsadm -Sn | mhsim check'. Each mh service of the proc file is
+  matched with the same service of the ipvsadm input; its table is rebuilt
+  with the proc file's size and order (for 'list', in the order of the
+  kernel's D lines) from the ipvsadm servers and weights, and each server's
+  weight (ipvsadm vs kernel) and slot count (model vs kernel) is compared,
+  as is the set of servers. One line per service:
+    OK PROTO ADDRESS size=M order=ORDER servers=N
+    MISMATCH PROTO ADDRESS: WHAT DIFFERS     (details indented below)
+    MISSING PROTO ADDRESS: ...               (in one input only)
+  Exit status 0 if every service is OK, 1 otherwise, 2 on bad input.
+  --proc FILE          the ip_vs_mh_rs proc file (default /proc/net/ip_vs_mh;
+                       '-' for standard input)
+  --ipvsadm FILE       read the ipvsadm output ('ipvsadm -Sn' or
+                       'ipvsadm -Ln --nosort') from FILE, not standard input
+  --json               one JSON object: ok, proc, services (one per service)
+
 Bad input: one message on standard error, exit status 2.
 ";
 
@@ -63,6 +82,7 @@ enum Cmd {
     Table,
     Lookup,
     Diff,
+    Check,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,6 +109,8 @@ struct Opts {
     always_port: bool,
     fallback: bool,
     unavailable: Vec<String>,
+    proc_file: Option<String>,
+    ipvsadm_file: Option<String>,
 }
 
 fn parse_size(v: &str) -> Result<TableSize, String> {
@@ -105,16 +127,17 @@ fn parse_size(v: &str) -> Result<TableSize, String> {
 
 fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     let Some(cmd) = args.first() else {
-        return Err("no command given (table, lookup or diff; see mhsim --help)".into());
+        return Err("no command given (table, lookup, diff or check; see mhsim --help)".into());
     };
     let cmd = match cmd.as_str() {
         "table" => Cmd::Table,
         "lookup" => Cmd::Lookup,
         "diff" => Cmd::Diff,
+        "check" => Cmd::Check,
         "help" | "--help" | "-h" => return Ok(None),
         other => {
             return Err(format!(
-                "unknown command '{other}' (table, lookup or diff; see mhsim --help)"
+                "unknown command '{other}' (table, lookup, diff or check; see mhsim --help)"
             ))
         }
     };
@@ -135,6 +158,8 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         always_port: true,
         fallback: false,
         unavailable: Vec::new(),
+        proc_file: None,
+        ipvsadm_file: None,
     };
     let mut target = Target::Servers;
     let mut i = 1;
@@ -168,6 +193,8 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 | "--port-hash"
                 | "--before-file"
                 | "--after-file"
+                | "--proc"
+                | "--ipvsadm"
         );
         let value = if takes_value {
             match inline {
@@ -193,9 +220,22 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 Err(format!("option {name} is only for '{what}'"))
             }
         };
+        if cmd == Cmd::Check && matches!(name, "--size" | "--order" | "--service") {
+            return Err(format!(
+                "option {name} is not for 'check' (the size and order come from the proc file)"
+            ));
+        }
         let v = value.unwrap_or_default();
         match name {
             "--size" => o.size = parse_size(&v)?,
+            "--proc" => {
+                only(Cmd::Check, "check")?;
+                o.proc_file = Some(v);
+            }
+            "--ipvsadm" => {
+                only(Cmd::Check, "check")?;
+                o.ipvsadm_file = Some(v);
+            }
             "--order" => {
                 o.order = match v.as_str() {
                     "sorted" => Order::Sorted,
@@ -490,27 +530,102 @@ fn cmd_diff(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
     Ok(render(values, texts, o.json))
 }
 
-fn run(args: &[String]) -> Result<String, String> {
+/// The default `--proc` file.
+const PROC_FILE: &str = "/proc/net/ip_vs_mh";
+
+/// `mhsim check`: the report and whether every service is OK.
+fn cmd_check(o: &Opts, stdin: &mut Stdin) -> Result<(String, bool), String> {
+    // '--ipvsadm -' is standard input, as is the default.
+    let ipvsadm_file = o.ipvsadm_file.as_deref().filter(|f| *f != "-");
+    match o.servers.as_slice() {
+        [] => {}
+        [dash] if dash == "-" && ipvsadm_file.is_none() => {}
+        _ => {
+            return Err(
+                "check takes no servers: the ipvsadm output comes on standard input \
+                 or with --ipvsadm FILE"
+                    .into(),
+            )
+        }
+    }
+    let proc_name = o.proc_file.as_deref().unwrap_or(PROC_FILE);
+    let from_stdin = |what: &str| -> Result<(), String> {
+        if std::io::stdin().is_terminal() {
+            Err(format!(
+                "no {what} on standard input (e.g. 'ipvsadm -Sn | mhsim check'; see mhsim --help)"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    if proc_name == "-" && ipvsadm_file.is_none() {
+        return Err("with --proc -, give the ipvsadm output with --ipvsadm FILE".into());
+    }
+    // Standard input first, whichever input it is, so that the command
+    // piped in is never cut short by an error about the other one.
+    let (ipvs_text, proc_text) = if proc_name == "-" {
+        from_stdin("proc file")?;
+        let proc_text = stdin.read()?;
+        (read_file(ipvsadm_file.unwrap_or_default())?, proc_text)
+    } else {
+        let ipvs_text = match ipvsadm_file {
+            Some(f) => read_file(f)?,
+            None => {
+                from_stdin("ipvsadm output")?;
+                stdin.read()?
+            }
+        };
+        let proc_text = std::fs::read_to_string(proc_name).map_err(|e| {
+            let hint = if o.proc_file.is_none() && e.kind() == std::io::ErrorKind::NotFound {
+                " (is ip_vs_mh_rs loaded?)"
+            } else {
+                ""
+            };
+            format!("cannot read {proc_name}: {e}{hint}")
+        })?;
+        (ipvs_text, proc_text)
+    };
+    let proc = check::parse_proc(&proc_text, proc_name)?;
+    let ipvs = ipvsadm::parse(&ipvs_text)?;
+    check::validate_ipvsadm(&ipvs)?;
+    let report = check::check(&proc, &ipvs, proc_name);
+    let out = if o.json {
+        let mut s = check::json(&report).to_string();
+        s.push('\n');
+        s
+    } else {
+        check::text(&report)
+    };
+    Ok((out, report.ok()))
+}
+
+/// Standard output and the exit status (0, or 1 for a failed check).
+fn run(args: &[String]) -> Result<(String, u8), String> {
     let Some(o) = parse_args(args)? else {
-        return Ok(USAGE.to_string());
+        return Ok((USAGE.to_string(), 0));
     };
     let mut stdin = Stdin { used: false };
-    match o.cmd {
-        Cmd::Table => cmd_table(&o, &mut stdin),
-        Cmd::Lookup => cmd_lookup(&o, &mut stdin),
-        Cmd::Diff => cmd_diff(&o, &mut stdin),
-    }
+    let out = match o.cmd {
+        Cmd::Table => cmd_table(&o, &mut stdin)?,
+        Cmd::Lookup => cmd_lookup(&o, &mut stdin)?,
+        Cmd::Diff => cmd_diff(&o, &mut stdin)?,
+        Cmd::Check => {
+            let (out, ok) = cmd_check(&o, &mut stdin)?;
+            return Ok((out, if ok { 0 } else { 1 }));
+        }
+    };
+    Ok((out, 0))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
-        Ok(out) => {
+        Ok((out, status)) => {
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (e.g. `| head`) is not an error worth reporting.
             let _ = stdout.write_all(out.as_bytes());
             let _ = stdout.flush();
-            ExitCode::SUCCESS
+            ExitCode::from(status)
         }
         Err(msg) => {
             eprintln!("mhsim: {msg}");

@@ -20,7 +20,10 @@ fn mhsim(args: &[&str], stdin: Option<&str>) -> Output {
     {
         let mut input = child.stdin.take().expect("stdin");
         if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).expect("write stdin");
+            // mhsim may refuse its arguments and exit before reading.
+            if let Err(e) = input.write_all(s.as_bytes()) {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+            }
         }
     }
     child.wait_with_output().expect("wait")
@@ -987,4 +990,638 @@ fn other_bad_input() {
         "--service",
     );
     bad(&["diff", "10.0.0.1:80"], None, "--before");
+}
+
+// ---------------------------------------------------------------------------
+// mhsim check
+
+/// `floor(part * 10000 / whole) / 100` with two decimals, as the module
+/// prints shares.
+fn percent(part: u64, whole: u64) -> String {
+    let h = (part * 10_000).checked_div(whole).unwrap_or(0);
+    format!("{}.{:02}", h / 100, h % 100)
+}
+
+/// `tcp:10.0.0.1:80` -> `TCP 10.0.0.1:80`, `fwm6:8` -> `FWM6 8`.
+fn proc_name(service: &str) -> String {
+    let (kind, rest) = service.split_once(':').expect("selector");
+    format!("{} {rest}", kind.to_ascii_uppercase())
+}
+
+/// The `/proc/net/ip_vs_mh` records of one service, written from the
+/// model's own figures (`mhsim table --json`): the table the kernel should
+/// have for `config`'s service `sel` at this size and order. The `D` lines
+/// come in the order of the ipvsadm input, which is the list order for a
+/// `-Ln --nosort` listing.
+fn proc_records(config: &str, sel: &str, size: &str, order: &str) -> String {
+    let v = ok_json(
+        &[
+            "table",
+            "--json",
+            "--size",
+            size,
+            "--order",
+            order,
+            "--service",
+            sel,
+            "-",
+        ],
+        Some(config),
+    );
+    let service = v["service"].as_str().expect("service");
+    let mut out = format!("S {} {size} {order} 3 42 17 100 2 1\n", proc_name(service));
+    let servers = v["servers"].as_array().expect("servers");
+    let total_w: u64 = servers
+        .iter()
+        .map(|s| s["weight"].as_u64().expect("weight"))
+        .sum();
+    let m: u64 = size.parse().expect("size");
+    for s in servers {
+        let addr = s["addr"].as_str().expect("addr");
+        let addr = if addr.contains(':') {
+            format!("[{addr}]")
+        } else {
+            addr.to_string()
+        };
+        let (w, slots) = (
+            s["weight"].as_u64().expect("w"),
+            s["slots"].as_u64().expect("s"),
+        );
+        out.push_str(&format!(
+            "D {addr}:{} {w} {slots} {} {}\n",
+            s["port"],
+            percent(slots, m),
+            percent(w, total_w)
+        ));
+    }
+    out
+}
+
+const PROC_HEADER: &str = "\
+# ip_vs_mh_rs 1
+# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals
+# D address weight slots slot_share weight_share
+";
+
+/// Runs `mhsim check --proc FILE` with `ipvsadm` on stdin (plus `extra`
+/// arguments): exit status, stdout.
+fn check(name: &str, proc: &str, ipvsadm: &str, extra: &[&str]) -> (i32, String) {
+    let p = temp_file(name, proc);
+    let mut args = vec!["check", "--proc", p.to_str().expect("path")];
+    args.extend(extra);
+    let out = mhsim(&args, Some(ipvsadm));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{name}: {err}");
+    (
+        out.status.code().expect("exit status"),
+        String::from_utf8(out.stdout).expect("utf8"),
+    )
+}
+
+/// Services of every kind: TCP with flags, IPv6 UDP, IPv4 and IPv6
+/// fwmarks, an IPv4 service with an IPv6 (tunnel) real server, a service
+/// without real servers and one of another scheduler.
+const CHECK_CONFIG: &str = "\
+-A -t 10.0.0.1:80 -s mh -b mh-port,mh-fallback
+-a -t 10.0.0.1:80 -r 10.1.0.2:8080 -m -w 3
+-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m -w 1
+-a -t 10.0.0.1:80 -r 10.1.0.3:8080 -m -w 0
+-A -t 10.0.0.1:443 -s wrr
+-a -t 10.0.0.1:443 -r 10.1.0.9:443 -g -w 1
+-A -u [2001:db8::1]:53 -s mh
+-a -u [2001:db8::1]:53 -r [2001:db8::2]:53 -g -w 1
+-a -u [2001:db8::1]:53 -r [2001:db8::3]:53 -g -w 2
+-A -f 7 -s mh
+-a -f 7 -r 10.1.0.2:0 -g -w 1
+-a -f 7 -r 10.1.0.5:0 -g -w 4
+-A -f 8 -6 -s mh
+-a -f 8 -6 -r [2001:db8::5]:0 -i -w 2
+-a -f 8 -6 -r [2001:db8::6]:0 -i -w 1
+-A -t 10.0.0.2:80 -s mh
+-a -t 10.0.0.2:80 -r [2001:db8::7]:80 -i -w 1
+-a -t 10.0.0.2:80 -r 10.1.0.7:80 -m -w 1
+-a -t 10.0.0.2:80 -r 40.0.0.1:80 -m -w 1
+-A -s 10.0.0.3:9 --sctp-service 10.0.0.3:9 -s mh
+";
+
+/// The proc file the model expects for [`CHECK_CONFIG`], with several
+/// sizes.
+fn check_proc() -> String {
+    let mut p = PROC_HEADER.to_string();
+    for (sel, size) in [
+        ("tcp:10.0.0.1:80", "4093"),
+        ("udp:[2001:db8::1]:53", "251"),
+        ("fwm:7", "509"),
+        ("fwm6:8", "1021"),
+        ("tcp:10.0.0.2:80", "251"),
+    ] {
+        p.push_str(&proc_records(CHECK_CONFIG, sel, size, "sorted"));
+    }
+    // No real servers: no table, no D lines.
+    p.push_str("S SCTP 10.0.0.3:9 4093 sorted 0 0 0 0 0 0\n");
+    p
+}
+
+#[test]
+fn check_real_example() {
+    let proc = "\
+# ip_vs_mh_rs 1
+# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals
+# D address weight slots slot_share weight_share
+S TCP 10.0.1.1:80 4093 sorted 5 23 829 50 0 0
+D 10.0.2.14:80 2 2046 49.98 50.00
+D 10.0.2.13:80 1 1023 24.99 25.00
+D 10.0.2.12:80 0 0 0.00 0.00
+D 10.0.2.11:80 1 1024 25.01 25.00
+";
+    let save = "\
+-A -t 10.0.1.1:80 -s mh
+-a -t 10.0.1.1:80 -r 10.0.2.11:80 -m -w 1
+-a -t 10.0.1.1:80 -r 10.0.2.12:80 -m -w 0
+-a -t 10.0.1.1:80 -r 10.0.2.13:80 -m -w 1
+-a -t 10.0.1.1:80 -r 10.0.2.14:80 -m -w 2
+";
+    let (code, out) = check("example.proc", proc, save, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "OK TCP 10.0.1.1:80 size=4093 order=sorted servers=4\n");
+    // The model writes the same D lines.
+    assert_eq!(
+        proc_records(save, "1", "4093", "sorted")
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+            .copied()
+            .collect::<Vec<_>>(),
+        proc.lines().skip(4).collect::<Vec<_>>()
+    );
+    // The same from a file, and as JSON.
+    let f = temp_file("example.save", save);
+    let p = temp_file("example2.proc", proc);
+    let out = mhsim(
+        &[
+            "check",
+            "--json",
+            "--proc",
+            p.to_str().expect("p"),
+            "--ipvsadm",
+            f.to_str().expect("f"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["ok"], true);
+    let s = &v["services"][0];
+    assert_eq!(s["status"], "ok");
+    assert_eq!(s["service"], "tcp:10.0.1.1:80");
+    assert_eq!(s["proto"], "TCP");
+    assert_eq!(s["address"], "10.0.1.1:80");
+    assert_eq!(s["size"], 4093);
+    assert_eq!(s["order"], "sorted");
+    assert_eq!(s["servers"], 4);
+    assert_eq!(s["counters"]["moved"], 829);
+    assert_eq!(s["differences"], serde_json::json!([]));
+}
+
+#[test]
+fn check_model_proc_is_ok() {
+    let (code, out) = check("model.proc", &check_proc(), CHECK_CONFIG, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "\
+OK TCP 10.0.0.1:80 size=4093 order=sorted servers=3
+OK UDP [2001:db8::1]:53 size=251 order=sorted servers=2
+OK FWM 7 size=509 order=sorted servers=2
+OK FWM6 8 size=1021 order=sorted servers=2
+OK TCP 10.0.0.2:80 size=251 order=sorted servers=3
+OK SCTP 10.0.0.3:9 size=4093 order=sorted servers=0
+"
+    );
+    // The IPv4 service's IPv6 real server is shown with its own address,
+    // but hashed by its first 4 bytes (2001:0db8 = 32.1.13.184), as the C
+    // module does; here that puts it between the IPv4 servers in sorted
+    // order, which changes who gets the odd slot.
+    let slots = |first: &str| -> Vec<u64> {
+        let v = ok_json(
+            &[
+                "table",
+                "--json",
+                "--size",
+                "251",
+                first,
+                "10.1.0.7:80:1",
+                "40.0.0.1:80:1",
+            ],
+            None,
+        );
+        v["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .map(|s| s["slots"].as_u64().expect("slots"))
+            .collect()
+    };
+    let folded = slots("32.1.13.184:80:1");
+    let unfolded = slots("[2001:db8::7]:80:1");
+    assert_ne!(folded, unfolded);
+    let d_lines = |c: &[u64]| {
+        format!(
+            "D [2001:db8::7]:80 1 {} {} 33.33\nD 10.1.0.7:80 1 {} {} 33.33\nD 40.0.0.1:80 1 {} {} 33.33\n",
+            c[0],
+            percent(c[0], 251),
+            c[1],
+            percent(c[1], 251),
+            c[2],
+            percent(c[2], 251)
+        )
+    };
+    assert!(check_proc().contains(&d_lines(&folded)));
+    let unfolded_proc = check_proc().replace(&d_lines(&folded), &d_lines(&unfolded));
+    let (code, out) = check("unfolded.proc", &unfolded_proc, CHECK_CONFIG, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("\nMISMATCH TCP 10.0.0.2:80: slots of 2 servers differ\n"),
+        "{out}"
+    );
+    // As JSON.
+    let (code, out) = check("model-json.proc", &check_proc(), CHECK_CONFIG, &["--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["services"].as_array().expect("services").len(), 6);
+    assert_eq!(v["services"][3]["service"], "fwm6:8");
+}
+
+#[test]
+fn check_sorted_ignores_the_d_order() {
+    // For 'sorted' the table does not depend on the order of the servers.
+    let proc = format!(
+        "{PROC_HEADER}{}",
+        proc_records(CHECK_CONFIG, "tcp:10.0.0.1:80", "251", "sorted")
+    );
+    let mut lines: Vec<&str> = proc.lines().collect();
+    let n = lines.len();
+    lines[n - 3..].reverse();
+    let proc = lines.join("\n") + "\n";
+    let config = CHECK_CONFIG
+        .lines()
+        .take(4)
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let (code, out) = check("sorted-order.proc", &proc, &config, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn check_altered_slots_mismatch() {
+    let good = check_proc();
+    // 10.1.0.2:8080 owns the most slots; give one of them to 10.1.0.1:8080.
+    let rec = proc_records(CHECK_CONFIG, "tcp:10.0.0.1:80", "4093", "sorted");
+    let slots = |addr: &str| -> u64 {
+        rec.lines()
+            .find(|l| l.starts_with(&format!("D {addr} ")))
+            .and_then(|l| l.split(' ').nth(3))
+            .and_then(|s| s.parse().ok())
+            .expect("slots")
+    };
+    let (a, b) = (slots("10.1.0.2:8080"), slots("10.1.0.1:8080"));
+    let bad = good
+        .replace(
+            &format!("D 10.1.0.2:8080 3 {a} "),
+            &format!("D 10.1.0.2:8080 3 {} ", a - 1),
+        )
+        .replace(
+            &format!("D 10.1.0.1:8080 1 {b} "),
+            &format!("D 10.1.0.1:8080 1 {} ", b + 1),
+        );
+    assert_ne!(bad, good);
+    let (code, out) = check("slots.proc", &bad, CHECK_CONFIG, &[]);
+    assert_eq!(code, 1, "{out}");
+    let expected = format!(
+        "MISMATCH TCP 10.0.0.1:80: slots of 2 servers differ\n  10.1.0.2:8080 slots kernel={} model={a}\n  10.1.0.1:8080 slots kernel={} model={b}\n",
+        a - 1,
+        b + 1
+    );
+    assert!(out.starts_with(&expected), "{out}");
+    // The other services are still OK.
+    assert_eq!(out.lines().filter(|l| l.starts_with("OK ")).count(), 5);
+    let (code, out) = check("slots-json.proc", &bad, CHECK_CONFIG, &["--json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["ok"], false);
+    let s = &v["services"][0];
+    assert_eq!(s["status"], "mismatch");
+    assert_eq!(s["slots_compared"], true);
+    assert_eq!(
+        s["differences"][0],
+        serde_json::json!({"what": "slots", "server": "10.1.0.2:8080", "kernel": a - 1, "model": a})
+    );
+}
+
+#[test]
+fn check_weight_mismatch() {
+    // The configuration says weight 2 for [2001:db8::3]:53, the kernel 1
+    // (say, an edit the kernel has not seen): weights and slots differ.
+    let config = CHECK_CONFIG.replace(
+        "-a -u [2001:db8::1]:53 -r [2001:db8::3]:53 -g -w 2",
+        "-a -u [2001:db8::1]:53 -r [2001:db8::3]:53 -g -w 1",
+    );
+    assert_ne!(config, CHECK_CONFIG);
+    let (code, out) = check("weight.proc", &check_proc(), &config, &[]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "OK TCP 10.0.0.1:80 size=4093 order=sorted servers=3"
+    );
+    assert!(
+        lines[1].starts_with(
+            "MISMATCH UDP [2001:db8::1]:53: weight of 1 server differs, slots of 2 servers differ"
+        ),
+        "{out}"
+    );
+    assert_eq!(lines[2], "  [2001:db8::3]:53 weight kernel=2 ipvsadm=1");
+    // Slots in the kernel's order of servers.
+    assert!(
+        lines[3].starts_with("  [2001:db8::2]:53 slots kernel="),
+        "{out}"
+    );
+    assert!(
+        lines[4].starts_with("  [2001:db8::3]:53 slots kernel="),
+        "{out}"
+    );
+    assert!(lines[5].starts_with("OK FWM 7 "), "{out}");
+    // A weight that differs is reported even where the slot counts could
+    // not tell: the kernel has 10.1.0.3:8080 at weight 0, ipvsadm at 7.
+    let proc = format!(
+        "{PROC_HEADER}{}",
+        proc_records(CHECK_CONFIG, "tcp:10.0.0.1:80", "4093", "sorted")
+    );
+    let config = CHECK_CONFIG.replace("10.1.0.3:8080 -m -w 0", "10.1.0.3:8080 -m -w 7");
+    let (code, out) = check("weight0.proc", &proc, &config, &["--json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        v["services"][0]["differences"][0],
+        serde_json::json!({"what": "weight", "server": "10.1.0.3:8080", "kernel": 0, "ipvsadm": 7})
+    );
+}
+
+#[test]
+fn check_missing_services_both_ways() {
+    // The proc file lacks the fwmark services and has one ipvsadm lacks.
+    let mut proc = PROC_HEADER.to_string();
+    proc.push_str(&proc_records(
+        CHECK_CONFIG,
+        "tcp:10.0.0.1:80",
+        "4093",
+        "sorted",
+    ));
+    proc.push_str("S UDP 10.9.9.9:53 251 list 1 5 251 0 0 0\nD 10.1.0.1:53 1 251 100.00 100.00\n");
+    proc.push_str(&proc_records(
+        CHECK_CONFIG,
+        "udp:[2001:db8::1]:53",
+        "251",
+        "sorted",
+    ));
+    let config: String = CHECK_CONFIG
+        .lines()
+        .filter(|l| !l.contains("10.0.0.2:80") && !l.contains("10.0.0.3:9"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (code, out) = check("missing.proc", &proc, &config, &[]);
+    assert_eq!(code, 1, "{out}");
+    let name = temp_file("missing.proc", "").display().to_string();
+    assert_eq!(
+        out,
+        format!(
+            "\
+OK TCP 10.0.0.1:80 size=4093 order=sorted servers=3
+MISSING UDP 10.9.9.9:53: in {name}, not an mh service in the ipvsadm input
+OK UDP [2001:db8::1]:53 size=251 order=sorted servers=2
+MISSING FWM 7: mh service in the ipvsadm input, not in {name}
+MISSING FWM6 8: mh service in the ipvsadm input, not in {name}
+"
+        )
+    );
+    // A service that ipvsadm has with another scheduler is not an mh one.
+    let config = config.replace("-A -t 10.0.0.1:80 -s mh", "-A -t 10.0.0.1:80 -s rr");
+    let (code, out) = check("missing-json.proc", &proc, &config, &["--json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let s = v["services"].as_array().expect("services");
+    assert_eq!(s[0]["status"], "missing");
+    assert_eq!(s[0]["missing_from"], "ipvsadm");
+    assert_eq!(s[0]["service"], "tcp:10.0.0.1:80");
+    assert_eq!(s[3]["missing_from"], "proc");
+    assert_eq!(s[3]["service"], "fwm:7");
+    assert!(s[3].get("size").is_none());
+    // Nothing anywhere is fine.
+    assert_eq!(
+        check("empty.proc", PROC_HEADER, "", &[]),
+        (0, String::new())
+    );
+}
+
+#[test]
+fn check_server_sets_differ() {
+    let proc = format!(
+        "{PROC_HEADER}{}",
+        proc_records(CHECK_CONFIG, "fwm:7", "509", "sorted")
+    );
+    let config = "\
+-A -f 7 -s mh
+-a -f 7 -r 10.1.0.2:0 -g -w 1
+-a -f 7 -r 10.1.0.6:0 -g -w 4
+";
+    let (code, out) = check("sets.proc", &proc, config, &[]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "MISMATCH FWM 7: 1 server only in the kernel, 1 server only in ipvsadm"
+    );
+    assert!(lines[1].starts_with("  10.1.0.5:0 only in the kernel (weight 4, slots "));
+    assert_eq!(lines[2], "  10.1.0.6:0 only in ipvsadm (weight 4)");
+    assert_eq!(lines[3], "  slots not compared: the server sets differ");
+    assert_eq!(lines.len(), 4);
+}
+
+/// `ipvsadm -Ln --nosort`: servers in the kernel's list order.
+const CHECK_LISTING: &str = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.1.1:80 mh
+  -> 10.0.2.14:80                 Masq    2      0          0
+  -> 10.0.2.13:80                 Masq    1      0          0
+  -> 10.0.2.12:80                 Masq    3      0          0
+  -> 10.0.2.11:80                 Masq    1      0          0
+FWM  9 IPv6 mh
+  -> [fd00:2::13]:0               Tunnel  3      0          0
+  -> [fd00:2::12]:0               Tunnel  1      0          0
+";
+
+#[test]
+fn check_list_order() {
+    let mut proc = PROC_HEADER.to_string();
+    proc.push_str(&proc_records(CHECK_LISTING, "1", "251", "list"));
+    proc.push_str(&proc_records(CHECK_LISTING, "fwm6:9", "251", "list"));
+    let (code, out) = check("list.proc", &proc, CHECK_LISTING, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "OK TCP 10.0.1.1:80 size=251 order=list servers=4\nOK FWM6 9 size=251 order=list servers=2\n"
+    );
+    // The table follows the kernel's D order, not the ipvsadm input's: the
+    // save format (sorted servers) checks the same.
+    let save = "\
+-A -t 10.0.1.1:80 -s mh
+-a -t 10.0.1.1:80 -r 10.0.2.11:80 -m -w 1
+-a -t 10.0.1.1:80 -r 10.0.2.12:80 -m -w 3
+-a -t 10.0.1.1:80 -r 10.0.2.13:80 -m -w 1
+-a -t 10.0.1.1:80 -r 10.0.2.14:80 -m -w 2
+-A -f 9 -6 -s mh
+-a -f 9 -6 -r [fd00:2::12]:0 -i -w 1
+-a -f 9 -6 -r [fd00:2::13]:0 -i -w 3
+";
+    let (code, out) = check("list-save.proc", &proc, save, &[]);
+    assert_eq!(code, 0, "{out}");
+    // The same D lines in another order are another list order, hence
+    // another table: the slot counts no longer fit.
+    let mut lines: Vec<&str> = proc.lines().collect();
+    lines[4..8].reverse();
+    let reordered = lines.join("\n") + "\n";
+    let (code, out) = check("list-reordered.proc", &reordered, save, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("MISMATCH TCP 10.0.1.1:80: slots of "),
+        "{out}"
+    );
+    assert!(out.contains("\n  10.0.2.11:80 slots kernel="), "{out}");
+    assert!(
+        out.ends_with("OK FWM6 9 size=251 order=list servers=2\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_bad_input() {
+    let proc = temp_file("bad-good.proc", &check_proc());
+    let p = proc.to_str().expect("p");
+    let bad_proc = |name: &str, text: &str, needle: &str| {
+        let f = temp_file(name, text);
+        bad(
+            &["check", "--proc", f.to_str().expect("f")],
+            Some(CHECK_CONFIG),
+            needle,
+        );
+    };
+    bad_proc("v2.proc", &PROC_HEADER.replace("rs 1", "rs 2"), "version 2");
+    bad_proc(
+        "nover.proc",
+        "S TCP 10.0.0.1:80 251 sorted 0 0 0 0 0 0\n",
+        "ip_vs_mh_rs",
+    );
+    bad_proc("empty.proc", "", "empty");
+    bad_proc(
+        "other.proc",
+        "IP Virtual Server version 1.2.1\n",
+        "ip_vs_mh_rs",
+    );
+    let with = |body: &str| format!("{PROC_HEADER}{body}");
+    for (name, body, needle) in [
+        ("short-s", "S TCP 10.0.0.1:80 251 sorted\n", "11 fields"),
+        ("long-d", "S FWM 7 251 sorted 0 0 0 0 0 0\nD 10.0.0.2:0 1 251 100.00 100.00 x\n", "6 fields"),
+        ("proto", "S ICMP 10.0.0.1:80 251 sorted 0 0 0 0 0 0\n", "unknown protocol"),
+        ("size", "S TCP 10.0.0.1:80 250 sorted 0 0 0 0 0 0\n", "table size"),
+        ("order", "S TCP 10.0.0.1:80 251 random 0 0 0 0 0 0\n", "order"),
+        ("counter", "S TCP 10.0.0.1:80 251 sorted 0 0 x 0 0 0\n", "moved"),
+        ("addr", "S TCP 10.0.0.1 251 sorted 0 0 0 0 0 0\n", "ADDR:PORT"),
+        ("mark", "S FWM x 251 sorted 0 0 0 0 0 0\n", "fwmark"),
+        ("d-first", "D 10.0.0.2:80 1 251 100.00 100.00\n", "before any 'S'"),
+        ("weight", "S FWM 7 251 sorted 0 0 0 0 0 0\nD 10.0.0.2:0 w 251 100.00 100.00\n", "weight"),
+        ("share", "S FWM 7 251 sorted 0 0 0 0 0 0\nD 10.0.0.2:0 1 251 100 100.00\n", "slot_share"),
+        ("dup-s", "S FWM 7 251 sorted 0 0 0 0 0 0\nS FWM 7 251 sorted 0 0 0 0 0 0\n", "twice"),
+        ("dup-d", "S FWM 7 251 sorted 0 0 0 0 0 0\nD 10.0.0.2:0 1 125 49.80 50.00\nD 10.0.0.2:0 1 126 50.19 50.00\n", "twice"),
+        ("junk", "X 1 2 3\n", "expected an 'S' or 'D' line"),
+    ] {
+        bad_proc(&format!("{name}.proc"), &with(body), needle);
+    }
+    // Line numbers count from the top of the file.
+    bad_proc(
+        "lineno.proc",
+        &with("S TCP 10.0.0.1:80 250 sorted 0 0 0 0 0 0\n"),
+        "line 4",
+    );
+    bad(
+        &["check", "--proc", "/nonexistent/ip_vs_mh"],
+        Some(CHECK_CONFIG),
+        "cannot read /nonexistent/ip_vs_mh",
+    );
+    bad(
+        &["check", "--proc", p, "--ipvsadm", "/nonexistent/x"],
+        None,
+        "cannot read",
+    );
+    bad(
+        &["check", "--proc", p],
+        Some("hello world\n"),
+        "ipvsadm -Sn",
+    );
+    bad(
+        &["check", "--proc", p],
+        Some("-A -f 7 -s mh\n-a -f 7 -r 10.1.0.2:0 -w 1\n-a -f 7 -r 10.1.0.2:0 -w 2\n"),
+        "twice",
+    );
+    bad(
+        &["check", "--proc", p, "--size", "251"],
+        Some(CHECK_CONFIG),
+        "not for 'check'",
+    );
+    bad(
+        &["check", "--proc", p, "--order", "list"],
+        Some(CHECK_CONFIG),
+        "not for 'check'",
+    );
+    bad(
+        &["check", "--proc", p, "10.0.0.1:80"],
+        Some(CHECK_CONFIG),
+        "no servers",
+    );
+    bad(&["check", "--proc", "-"], Some(CHECK_CONFIG), "--ipvsadm");
+    bad(
+        &["table", "--proc", p, "10.0.0.1:80"],
+        None,
+        "only for 'check'",
+    );
+    // '-' is standard input, as elsewhere.
+    let out = mhsim(&["check", "--proc", p, "-"], Some(CHECK_CONFIG));
+    assert_eq!(out.status.code(), Some(0));
+    // And the proc file can come on standard input instead.
+    let conf = temp_file("bad-good.conf", CHECK_CONFIG);
+    let out = mhsim(
+        &[
+            "check",
+            "--proc",
+            "-",
+            "--ipvsadm",
+            conf.to_str().expect("c"),
+        ],
+        Some(&check_proc()),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK TCP 10.0.0.1:80 "));
+}
+
+#[test]
+fn check_in_help() {
+    let out = mhsim(&["help"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mhsim check"));
+    assert!(text.contains("--proc FILE"));
+    assert!(text.contains("MISMATCH"));
 }

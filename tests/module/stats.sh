@@ -71,6 +71,19 @@ threshold_only() {
 }
 check "a threshold-only edit rebuilds nothing" threshold_only
 
+mhsim_check() {
+	ip netns exec d sh -c "ipvsadm -Sn | '$MHSIM' check"
+}
+check "mhsim check agrees with the kernel's figures" mhsim_check
+
+mhsim_check_catches() {
+	# A doctored copy of the file (one slot moved) must be caught.
+	ip netns exec d cat /proc/net/ip_vs_mh |
+		awk '$1 == "D" && !done { $4 = $4 + 1; done = 1 } { print }' >/tmp/doctored
+	! ip netns exec d sh -c "ipvsadm -Sn | '$MHSIM' check --proc /tmp/doctored"
+}
+check "mhsim check reports a mismatch" mhsim_check_catches
+
 fallbacks_counted() {
 	# Overload r1 (upper threshold 1, one open connection), then send flows
 	# that map to it: with mh-fallback they go elsewhere and are counted.
