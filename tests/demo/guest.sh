@@ -1,37 +1,349 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# The demo, inside the VM: a director, four real servers, 400 client flows.
+# The demo, inside the VM (tests/demo/run boots it): three directors behind
+# an ECMP router agree on every flow, and long-lived TCP streams survive the
+# loss of the director carrying them.
+#
+#   client c --- router rt ==ECMP==> d1 d2 d3 (IPVS, mh, direct routing)
+#                   |                 |  |  |
+#                   +--- switch sw (a bridge): d1 d2 d3, r1 r2 r3 r4
+#
+# The router spreads client -> VIP flows over the three directors
+# (fib_multipath_hash_policy=1: by ports too); each director forwards to a
+# real server on the shared segment (direct routing: the VIP on the real
+# servers' lo, arp_ignore=1/arp_announce=2), and the real servers answer
+# straight to the client through their default route, the router. The
+# directors have sloppy_tcp, so one that sees a mid-stream segment of an
+# unknown connection schedules it: with identical tables, to the same server.
+#
+# Phase 1, the module's default (sorted order), and phase 2, the contrast
+# (list_order=1, the C module's order): the same histories, streams of the
+# same kind, the same failover. The directors' histories differ on purpose
+# (servers added in other orders, one deleted and re-added); the streams
+# come from client ports whose flows hash into the slots where the
+# list-order tables disagree (mhsim lookup), the worst case for list order.
+# The demo fails if phase 1 misbehaves, if the module's tables (per-server
+# slots in /proc/net/ip_vs_mh) differ from mhsim's, or if phase 2
+# unexpectedly shows identical tables; broken streams in phase 2 are
+# expected and reported.
+#
+# Which director carried which stream: each director's IPVS connection
+# table, before and after the failover (a stream taken over shows up in its
+# new director's table: IPVS scheduled its first mid-stream segment).
+#
+# Knobs (environment, when running this script in a VM by hand):
+# DEMO_STREAMS (60), DEMO_INTERVAL_MS (250), DEMO_HOLD_S (3: streams running
+# before the failover), DEMO_AFTER_S (6: after it; keep it above mhnet's 5 s
+# echo timeout, so that a stream stuck by the failover shows as failed).
+# Every wait is bounded. Under TCG each process started costs a lot, so the
+# setup goes through `ip -batch` and `ipvsadm -R`, and the connection tables
+# are read with shell builtins.
 source "$(dirname "$0")/../lib/guest.sh"
-VIP=10.0.1.1:80
+export LC_ALL=C
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=/tmp/demo
+rm -rf "$OUT"
+mkdir -p "$OUT"
 
-echo "== topology: client c -> director d (IPVS, mh, NAT) -> real servers r1..r4"
-topo_up 4
-serve_all 80 4
-ip netns exec d ipvsadm -A -t "$VIP" -s mh
-for i in 1 2 3 4; do
-	w=1
-	[ "$i" = 4 ] && w=2
-	ip netns exec d ipvsadm -a -t "$VIP" -r "10.0.2.$((10 + i)):80" -m -w "$w"
+VIP=203.0.113.15
+PORT=80
+N=${DEMO_STREAMS:-60}
+INTERVAL_MS=${DEMO_INTERVAL_MS:-250}
+HOLD_S=${DEMO_HOLD_S:-3}
+AFTER_S=${DEMO_AFTER_S:-6}
+DOWN=d2
+DIRECTORS="d1 d2 d3"
+failed=()
+
+rs() { echo "10.0.2.$((10 + $1)):$PORT"; }
+demo() { python3 "$HERE/demo.py" "$@"; }
+bad() { failed+=("$*"); }
+# wait_for FILE SECONDS
+wait_for() {
+	local i
+	for i in $(seq $(($2 * 10))); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ---- topology ----------------------------------------------------------------
+
+ECMP="route replace $VIP/32 nexthop via 10.0.11.2 nexthop via 10.0.12.2 nexthop via 10.0.13.2"
+
+topology() {
+	local -A B
+	local ns k i
+	topo_down
+	modprobe ip_vs || return 1
+	# Namespaces and links, from the root namespace.
+	B[root]=""
+	for ns in c rt sw $DIRECTORS r1 r2 r3 r4; do B[root]+="netns add $ns"$'\n'; done
+	B[root]+="link add c-rt netns c type veth peer name rt-c netns rt"$'\n'
+	B[root]+="link add rt-sw netns rt type veth peer name sw-rt netns sw"$'\n'
+	for k in 1 2 3; do
+		B[root]+="link add rt-d$k netns rt type veth peer name d$k-rt netns d$k"$'\n'
+		B[root]+="link add d$k-sw netns d$k type veth peer name sw-d$k netns sw"$'\n'
+	done
+	for i in 1 2 3 4; do
+		B[root]+="link add r$i-sw netns r$i type veth peer name sw-r$i netns sw"$'\n'
+	done
+	ip -batch - <<<"${B[root]}" || return 1
+
+	# The client.
+	B[c]="link set lo up
+addr add 10.0.1.2/24 dev c-rt
+link set c-rt up
+route add default via 10.0.1.1"
+	# The router: the client's gateway, the real servers' gateway 10.0.2.1
+	# on the switch, a link to each director (10.0.1k.0/24), and the VIP
+	# through the three directors.
+	B[rt]="link set lo up
+addr add 10.0.1.1/24 dev rt-c
+link set rt-c up
+addr add 10.0.2.1/24 dev rt-sw
+link set rt-sw up"
+	# The switch: a bridge.
+	B[sw]="link set lo up
+link add br0 type bridge
+link set br0 up
+link set sw-rt master br0 up"
+	for k in 1 2 3; do
+		B[rt]+=$'\n'"addr add 10.0.1$k.1/24 dev rt-d$k"$'\n'"link set rt-d$k up"
+		B[sw]+=$'\n'"link set sw-d$k master br0 up"
+		# A director: its link from the router, its leg on the switch
+		# (10.0.2.2-4), the VIP on lo.
+		B[d$k]="link set lo up
+addr add $VIP/32 dev lo
+addr add 10.0.1$k.2/24 dev d$k-rt
+link set d$k-rt up
+route add default via 10.0.1$k.1
+addr add 10.0.2.$((1 + k))/24 dev d$k-sw
+link set d$k-sw up"
+	done
+	B[rt]+=$'\n'"$ECMP"
+	for i in 1 2 3 4; do
+		B[sw]+=$'\n'"link set sw-r$i master br0 up"
+		# A real server: 10.0.2.1i on the switch, the VIP on lo, its
+		# default route via the router (not via a director).
+		B[r$i]="link set lo up
+addr add $VIP/32 dev lo
+addr add 10.0.2.$((10 + i))/24 dev r$i-sw
+link set r$i-sw up
+route add default via 10.0.2.1"
+	done
+	for ns in c rt sw $DIRECTORS r1 r2 r3 r4; do
+		ip -n "$ns" -batch - <<<"${B[$ns]}" || { echo "in $ns"; return 1; }
+	done
+
+	# No reverse-path filtering anywhere: replies from the VIP cross the
+	# router, which routes the VIP elsewhere.
+	local norp="net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0"
+	# The VIP on lo, never answered for in ARP.
+	local vip="net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+		net.ipv4.conf.lo.arp_ignore=1 net.ipv4.conf.lo.arp_announce=2"
+	# The client keeps its flows' hash on retransmission timeouts: over veth
+	# the socket's hash reaches the router, which would take it as the flow's
+	# L4 hash, and a re-randomised one would send the flow to another
+	# director (a wire does not carry it).
+	ip netns exec c sysctl -qw $norp || return 1
+	ip netns exec c sysctl -qw net.core.txrehash=0 2>/dev/null
+	ip netns exec rt sysctl -qw $norp net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 || return 1
+	ip netns exec sw sysctl -qw $norp || return 1
+	for ns in $DIRECTORS; do
+		ip netns exec "$ns" sysctl -qw $norp $vip net.ipv4.vs.sloppy_tcp=1 net.ipv4.vs.conntrack=0 ||
+			return 1
+	done
+	for i in 1 2 3 4; do
+		ip netns exec "r$i" sysctl -qw $norp $vip || return 1
+		ip netns exec "r$i" "$MHNET" serve --id "$(rs "$i")" --tcp "0.0.0.0:$PORT" \
+			>"$OUT/serve-r$i.log" 2>&1 &
+	done
+	for i in 1 2 3 4; do
+		for _ in $(seq 100); do
+			grep -q ready "$OUT/serve-r$i.log" 2>/dev/null && break
+			sleep 0.1
+		done
+		grep -q ready "$OUT/serve-r$i.log" || { echo "r$i: $(cat "$OUT/serve-r$i.log")"; return 1; }
+	done
+}
+
+# A process in each director's namespace, whose /proc/PID/net/ip_vs_conn is
+# that director's connection table: read with builtins, no process started.
+declare -A HOLDER
+holders() {
+	local d
+	for d in $DIRECTORS; do
+		ip netns exec "$d" sleep 900 &
+		HOLDER[$d]=$!
+	done
+	for d in $DIRECTORS; do
+		for _ in $(seq 50); do
+			[ "$(ip netns identify "${HOLDER[$d]}")" = "$d" ] && break
+			sleep 0.1
+		done
+		[ "$(ip netns identify "${HOLDER[$d]}")" = "$d" ] || return 1
+	done
+}
+
+# ---- the directors -----------------------------------------------------------
+
+HISTORY="d1 added r1 r2 r3 r4 | d2 added r4 r3 r2 r1 | d3 added r1 r2 r3 r4, deleted r2, re-added r2"
+# configure: the three directors' services, from their histories.
+configure() {
+	local d i r
+	add() { echo "-a -t $VIP:$PORT -r $(rs "$1") -g -w 1"; }
+	for d in $DIRECTORS; do
+		r="-C"$'\n'"-A -t $VIP:$PORT -s mh"$'\n'
+		case $d in
+		d1) r+=$(for i in 1 2 3 4; do add "$i"; done) ;;
+		d2) r+=$(for i in 4 3 2 1; do add "$i"; done) ;;
+		d3) r+=$(for i in 1 2 3 4; do add "$i"; done; echo "-d -t $VIP:$PORT -r $(rs 2)"; add 2) ;;
+		esac
+		ip netns exec "$d" ipvsadm -R <<<"$r" || { echo "$d: ipvsadm -R failed"; return 1; }
+	done
+}
+
+# tables ORDER [FIRST LAST]: each director's table fingerprint (mhsim's,
+# checked against the module's /proc/net/ip_vs_mh); with FIRST LAST, also
+# picks the streams' client ports ($OUT/clients.1, .2). 0: the three are
+# identical, 1: they differ, 2: the module and mhsim disagree.
+tables() {
+	local order=$1 d rc
+	shift
+	for d in $DIRECTORS; do
+		ip netns exec "$d" ipvsadm -Ln --nosort >"$OUT/$order.$d.list"
+		mapfile -t lines <"/proc/${HOLDER[$d]}/net/ip_vs_mh"
+		printf '%s\n' "${lines[@]}" >"$OUT/$order.$d.proc"
+	done
+	demo tables "$MHSIM" "$order" "tcp:$VIP:$PORT" "$OUT" "$order" ${1:+"$@" "$N"} >"$OUT/$order.tables"
+	rc=$?
+	sed 's/^/  /' "$OUT/$order.tables"
+	return $rc
+}
+
+# ---- streams and the failover ------------------------------------------------
+
+# snapshot NAME: the directors' IPVS connection tables, which tell which
+# director handled which client port, and their IPVS packet counters.
+snapshot() {
+	local d lines
+	for d in $DIRECTORS; do
+		# Read twice: the file is read in pages, by position in a table all
+		# namespaces share, so an entry can slip between two pages while
+		# others expire.
+		mapfile -t lines <"/proc/${HOLDER[$d]}/net/ip_vs_conn"
+		printf '%s\n' "${lines[@]}" >"$OUT/$1.$d"
+		mapfile -t lines <"/proc/${HOLDER[$d]}/net/ip_vs_conn"
+		printf '%s\n' "${lines[@]}" >>"$OUT/$1.$d"
+		mapfile -t lines <"/proc/${HOLDER[$d]}/net/ip_vs_stats"
+		printf '%s\n' "${lines[@]}" >"$OUT/$1.stats.$d"
+	done
+}
+
+# failover TAG CLIENTS MODE: a stream from each client, director $DOWN lost
+# mid-way, then brought back.
+failover() {
+	local tag=$1 mode=$3 rc=0
+	if [ -s "$2" ]; then
+		cp "$2" "$OUT/$tag.clients"
+	else
+		seq 50001 $((50000 + N)) | sed 's/^/10.0.1.2:/' >"$OUT/$tag.clients"
+	fi
+	(
+		ip netns exec c timeout 200 "$MHNET" streams --target "$VIP:$PORT" --clients "$OUT/$tag.clients" \
+			--interval-ms "$INTERVAL_MS" --ready-file "$OUT/$tag.ready" --stop-file "$OUT/$tag.stop" \
+			>"$OUT/$tag.out" 2>"$OUT/$tag.err"
+		echo $? >"$OUT/$tag.rc"
+	) &
+	if ! wait_for "$OUT/$tag.ready" 60; then
+		echo "  the streams did not connect within 60 s"
+		: >"$OUT/$tag.stop"
+		return 1
+	fi
+	echo "  $N streams connected, exchanging data every $INTERVAL_MS ms; in $HOLD_S s $DOWN goes down (its links to the router and to the switch: the router drops it as a next hop)"
+	sleep "$HOLD_S"
+	snapshot "$tag.before"
+	ip -n rt link set "rt-$DOWN" down
+	ip -n "$DOWN" link set "$DOWN-sw" down
+	sleep "$AFTER_S"
+	snapshot "$tag.after"
+	: >"$OUT/$tag.stop"
+	if ! wait_for "$OUT/$tag.rc" 60; then
+		echo "  the streams did not stop within 60 s"
+		rc=1
+	fi
+	demo after "$OUT" "$tag" "$DOWN" "$mode" | sed 's/^/  /'
+	[ "${PIPESTATUS[0]}" = 0 ] || rc=1
+	[ "$rc" = 0 ] || [ "$mode" != expect-ok ] || {
+		[ -s "$OUT/$tag.err" ] && sed 's/^/  mhnet: /' "$OUT/$tag.err" | tail -n 5
+	}
+	# Bring the director back for the next phase.
+	ip -n "$DOWN" link set "$DOWN-sw" up
+	ip -n rt link set "rt-$DOWN" up
+	ip -n rt $ECMP
+	return $rc
+}
+
+# ---- the demo ----------------------------------------------------------------
+
+# Kernel messages below warnings stay off the console (bridge ports coming
+# and going); warnings and worse still reach it, and tests/vm/run.
+dmesg -n 5 2>/dev/null
+# Loaded first, so that its one kernel warning (taint) comes before the report.
+rmmod ip_vs_mh_rs 2>/dev/null
+modprobe ip_vs_mh_rs ${DEMO_PHASE1_PARAMS:-}
+echo "ip_vs_mh_rs demo — 3 directors behind ECMP, 4 real servers, direct routing"
+if ! out=$(topology 2>&1) || ! holders; then
+	echo "$out" | tail -n 20 | sed 's/^/  /'
+	echo "FAIL demo: the topology could not be set up"
+	topo_down
+	exit 1
+fi
+echo "client 10.0.1.2 -> router (ECMP, L4 hash) -> d1 d2 d3 (IPVS mh, sloppy_tcp) -> r1..r4 (10.0.2.11-14, VIP $VIP on lo) -> back via the router"
+echo "directors' histories: $HISTORY"
+
+echo "-- default mode (ip_vs_mh_rs sorts the real servers by address)"
+configure || bad "configuring the directors failed"
+tables sorted 10000 45999
+case $? in
+0) ;;
+1) bad "the default mode's fingerprints differ" ;;
+*) bad "the module's table and mhsim's disagree in the default mode" ;;
+esac
+failover sorted "$OUT/clients.1" expect-ok || bad "streams broke in the default mode"
+
+echo "-- contrast: list_order=1 (upstream ip_vs_mh's order, IPVS list order)"
+for d in $DIRECTORS; do ip netns exec "$d" ipvsadm -C; done
+for _ in $(seq 20); do
+	rmmod ip_vs_mh_rs 2>/dev/null && break
+	sleep 0.5
 done
-echo "== the scheduler module IPVS loaded for -s mh:"
-lsmod | grep -E '^ip_vs_mh' | awk '{ print "   " $1 }'
-echo "== director configuration:"
-ip netns exec d ipvsadm -Ln | sed 's/^/   /'
+if ! modprobe ip_vs_mh_rs list_order=1; then
+	bad "could not reload ip_vs_mh_rs with list_order=1"
+else
+	configure || bad "configuring the directors (list_order=1) failed"
+	tables list
+	case $? in
+	0) bad "list_order=1 unexpectedly gave identical fingerprints" ;;
+	1) ;;
+	*) bad "the module's table and mhsim's disagree with list_order=1" ;;
+	esac
+	failover list "$OUT/clients.2" contrast
+	echo "  (expected with list order: each director's table depends on its history, so a moved stream may meet another real server, which resets it)"
+fi
 
-echo "== 400 TCP flows from 10.0.1.2:30001..30400, each compared with mhsim:"
-clients /tmp/c1 10.0.1.2 30001 400
-check "flows reach the server the model predicts" probe_vs_model demo tcp "$VIP" /tmp/c1
-echo "   flows per real server (r4 has weight 2):"
-ip netns exec d ipvsadm -Ln --stats | awk '/->/ && $2 ~ /^10/ { printf "   %-16s %s\n", $2, $3 }'
-
-echo "== drain r2 (weight 0): only its flows move, as the model predicts"
-ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.12:80 -m -w 0
-clients /tmp/c2 10.0.1.2 31001 400
-check "after the drain, flows still match the model" probe_vs_model demo-drain tcp "$VIP" /tmp/c2
-ip netns exec d ipvsadm -Sn | sed 's/-w 0/-w 1/' >/tmp/before
-ip netns exec d ipvsadm -Sn >/tmp/after
-"$MHSIM" diff --before-file /tmp/before --after-file /tmp/after | sed 's/^/   /'
-
-ip netns exec d ipvsadm -C
+for d in $DIRECTORS; do ip netns exec "$d" ipvsadm -C 2>/dev/null; done
+kill "${HOLDER[@]}" 2>/dev/null
 topo_down
-finish
+rmmod ip_vs_mh_rs 2>/dev/null
+if [ ${#failed[@]} = 0 ]; then
+	echo "PASS demo (${SECONDS} s in the VM)"
+	exit 0
+fi
+for f in "${failed[@]}"; do echo "FAIL demo: $f"; done
+# The demo's files, for a closer look (tests/demo/.gitignore).
+rm -rf "$MH_REPO/tests/demo/last-failure"
+cp -r "$OUT" "$MH_REPO/tests/demo/last-failure" && echo "(its files: tests/demo/last-failure/)"
+exit 1
