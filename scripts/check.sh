@@ -68,6 +68,7 @@ if [ -n "$test_kdir" ]; then
 	step vm-runner vm_self_test
 	step module-smoke tests/vm/run -- tests/module/smoke.sh
 	step module-stats tests/vm/run -- tests/module/stats.sh
+	step demo tests/demo/run
 fi
 
 # Debian's stock kernel.
