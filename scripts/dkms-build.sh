@@ -135,7 +135,7 @@ regenerate() {
 		stat -c '%s-%Y' "$tarball")
 
 	say "the headers of $kver lack the Rust build artifacts: regenerating them in"
-	say "$dir from $tarball ($srcver); this takes a few minutes (3-5 on 2 cores) and is done once"
+	say "$dir from $tarball ($srcver); this takes a few minutes (2.5-5 on 2 cores) and is done once"
 	rm -rf "$dir"
 	mkdir -p "$dir/build"
 	# A failed attempt leaves nothing behind (the source alone is 1.8 GB).
