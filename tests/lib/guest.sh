@@ -140,3 +140,30 @@ probe_vs_model() {
 	fi
 	rm -f "$got" "$want"
 }
+
+# tcp30 VIP [IPVSADM -A FLAGS...]: topology with three real servers (socat
+# answering its name on port 80), a NAT service VIP:80 in ns d with the given
+# scheduler flags, 30 TCP connections from ns c from 30 source ports. Passes
+# if all 30 are answered and at least two servers answer. Leaves the service
+# and the topology up (the caller tears them down).
+tcp30() {
+	local vip=$1 i out n
+	shift
+	topo_up 3
+	for i in 1 2 3; do
+		ip netns exec "r$i" socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:"echo r$i" >/dev/null 2>&1 &
+	done
+	ip netns exec d ipvsadm -A -t "$vip:80" -s mh "$@" || return 1
+	for i in 1 2 3; do
+		ip netns exec d ipvsadm -a -t "$vip:80" -r "10.0.2.$((10 + i)):80" -m || return 1
+	done
+	sleep 1
+	out=$(for p in $(seq 40001 40030); do
+		ip netns exec c socat -T5 - "TCP:$vip:80,sourceport=$p,linger=0" </dev/null
+	done)
+	n=$(echo "$out" | grep -c '^r[123]$')
+	ip netns exec d ipvsadm -Ln --stats
+	lsmod | grep '^ip_vs_mh'
+	echo "answers: $(echo "$out" | sort | uniq -c | xargs)"
+	[ "$n" = 30 ] && [ "$(echo "$out" | sort -u | wc -l)" -ge 2 ]
+}

@@ -32,28 +32,14 @@ autoload() {
 	return $rc
 }
 
-# traffic [IPVSADM FLAGS...]: 30 TCP connections from 30 source ports.
+# traffic [IPVSADM FLAGS...]: tests/module/smoke.sh's 30 connections, then
+# everything torn down.
 traffic() {
-	local i out n
-	topo_up 3
-	for i in 1 2 3; do
-		ip netns exec "r$i" socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:"echo r$i" >/dev/null 2>&1 &
-	done
-	ip netns exec d ipvsadm -A -t 10.0.1.1:80 -s mh "$@" || return 1
-	for i in 1 2 3; do
-		ip netns exec d ipvsadm -a -t 10.0.1.1:80 -r "10.0.2.$((10 + i)):80" -m || return 1
-	done
-	sleep 1
-	out=$(for p in $(seq 40001 40030); do
-		ip netns exec c socat -T5 - TCP:10.0.1.1:80,sourceport=$p,linger=0 </dev/null
-	done)
-	n=$(echo "$out" | grep -c '^r[123]$')
-	ip netns exec d ipvsadm -Ln --stats
-	lsmod | grep '^ip_vs_mh'
-	echo "answers: $(echo "$out" | sort | uniq -c | xargs)"
+	tcp30 10.0.1.1 "$@"
+	local rc=$?
 	ip netns exec d ipvsadm -C
 	topo_down
-	[ "$n" = 30 ] && [ "$(echo "$out" | sort -u | wc -l)" -ge 2 ]
+	return $rc
 }
 
 case "$mode" in
