@@ -21,6 +21,17 @@
 #       status. Prints where the streams went and how they fared. MODE
 #       "expect-ok": exit 1 unless every stream survived on its real server;
 #       "contrast": report only, exit 0.
+#   demo.py leave DIR TAG GONE
+#       The same files for streams open while real server GONE (10.0.2.1x:80)
+#       was removed from every director. Prints how the streams fared; exit 1
+#       unless every stream on another server survived on it with no data
+#       lost, every stream on GONE was affected (reset or timed out), and at
+#       least one was.
+#   demo.py spread DIR TAG GONE
+#       DIR/TAG.got: mhnet probe's answers (CLIENT SERVER), DIR/TAG.want:
+#       mhsim lookup's (CLIENT -> slot S -> server I ADDR). Prints the new
+#       flows per real server; exit 1 unless every answer is mhsim's and none
+#       is GONE.
 import hashlib
 import json
 import subprocess
@@ -320,11 +331,89 @@ def cmd_after(d, tag, down, mode):
     return 1 if problems else 0
 
 
+def read_streams(d, tag):
+    """mhnet streams' report: {client: (start, end, sent, verified, status)}."""
+    res = {}
+    with open("%s/%s.out" % (d, tag)) as f:
+        for line in f:
+            w = line.split()
+            if len(w) >= 6:
+                kv = dict(x.split("=", 1) for x in w[3:] if "=" in x)
+                res[w[0]] = (w[1], w[2], int(kv.get("sent", 0)), int(kv.get("verified", 0)),
+                             kv.get("status", "?"))
+    return res
+
+
+def cmd_leave(d, tag, gone):
+    clients = load_clients(d, tag)
+    where, none, _ = before(d, tag, clients, None)
+    res = read_streams(d, tag)
+    missing = ("-", "-", 0, 0, "missing")
+    on_gone = [c for c in clients if res.get(c, missing)[0] == gone]
+    others = [c for c in clients if c not in on_gone]
+    print("%d streams were open; per real server: %s" % (len(clients), fmt(
+        {short(s): n for s, n in sorted(count((res.get(c, missing)[0] for c in clients),
+                                              []).items())})))
+    problems = []
+    ok = [c for c in others if res[c][4] == "ok" and res[c][2] == res[c][3] and res[c][1] == res[c][0]]
+    sent = sum(res.get(c, missing)[2] for c in others)
+    print("%s removed from d1 d2 d3 (expire_nodest_conn=1): its %d streams: %s" % (
+        short(gone), len(on_gone), fmt(count((res[c][4] for c in on_gone), [])) or "none"))
+    print("the other %d streams: %d ok on the same real server, %d lines sent, all echoed back: %s" % (
+        len(others), len(ok), sent, "yes" if len(ok) == len(others) else "no"))
+    if not on_gone:
+        problems.append("no stream was on %s: the removal proves nothing" % short(gone))
+    for c in on_gone:
+        if res[c][4] == "ok":
+            problems.append("%s: still ok although its real server %s was removed" % (c, short(gone)))
+    for c in others:
+        if c not in ok:
+            start, end, s, v, status = res.get(c, missing)
+            problems.append("%s: %s, %d of %d lines echoed, %s -> %s (via %s)" % (
+                c, status, v, s, short(start), short(end), where.get(c, ("?",))[0]))
+    for c in none:
+        problems.append("%s: in no director's connection table before the removal" % c)
+    for p in problems[:12]:
+        print("  problem: " + p)
+    if len(problems) > 12:
+        print("  ... %d problems in all" % len(problems))
+    return 1 if problems else 0
+
+
+def cmd_spread(d, tag, gone):
+    got, want = {}, {}
+    with open("%s/%s.got" % (d, tag)) as f:
+        for line in f:
+            w = line.split()
+            if len(w) >= 2:
+                got[w[0]] = w[1] if len(w) == 2 else " ".join(w[1:])
+    with open("%s/%s.want" % (d, tag)) as f:
+        for line in f:
+            w = line.split()
+            if len(w) >= 7 and w[1] == "->" and w[4] == "->":
+                want[w[0]] = w[7] if len(w) > 7 else w[6]
+    match = [c for c in want if got.get(c) == want[c]]
+    print("%d new flows after the removal: per real server %s; %d of %d where mhsim says" % (
+        len(got), fmt({short(s): n for s, n in sorted(count(got.values(), []).items())}),
+        len(match), len(want)))
+    problems = ["%s: answered by %s, mhsim says %s" % (c, got.get(c, "nobody"), want[c])
+                for c in want if got.get(c) != want[c]]
+    if not want:
+        problems.append("mhsim predicted nothing")
+    problems += ["%s: answered by the removed %s" % (c, short(gone))
+                 for c, s in got.items() if s == gone]
+    for p in problems[:8]:
+        print("  problem: " + p)
+    return 1 if problems else 0
+
+
 def main(a):
     if a[:1] == ["tables"] and len(a) in (6, 9):
         return cmd_tables(*a[1:])
     if a[:1] == ["after"] and len(a) == 5:
         return cmd_after(*a[1:])
+    if a[:1] in (["leave"], ["spread"]) and len(a) == 4:
+        return (cmd_leave if a[0] == "leave" else cmd_spread)(*a[1:])
     print("usage: see the head of demo.py", file=sys.stderr)
     return 2
 

@@ -16,7 +16,9 @@
 # directors have sloppy_tcp, so one that sees a mid-stream segment of an
 # unknown connection schedules it: with identical tables, to the same server.
 #
-# Phase 1, the module's default (sorted order), and phase 2, the contrast
+# Phase 1, the module's default (sorted order), then a real server leaves
+# (removed from every director: only its streams are affected, new flows
+# spread over the others as mhsim predicts), and phase 2, the contrast
 # (list_order=1, the C module's order): the same histories, streams of the
 # same kind, the same failover. The directors' histories differ on purpose
 # (servers added in other orders, one deleted and re-added); the streams
@@ -286,6 +288,49 @@ failover() {
 	return $rc
 }
 
+# leave TAG GONE: a stream from each of N client ports while real server GONE
+# (1..4) is removed from every director; then new short flows, checked
+# against mhsim.
+leave() {
+	local tag=$1 gone=$2 d rc=0
+	seq 46001 $((46000 + N)) | sed 's/^/10.0.1.2:/' >"$OUT/$tag.clients"
+	(
+		ip netns exec c timeout 200 "$MHNET" streams --target "$VIP:$PORT" --clients "$OUT/$tag.clients" \
+			--interval-ms "$INTERVAL_MS" --ready-file "$OUT/$tag.ready" --stop-file "$OUT/$tag.stop" \
+			>"$OUT/$tag.out" 2>"$OUT/$tag.err"
+		echo $? >"$OUT/$tag.rc"
+	) &
+	if ! wait_for "$OUT/$tag.ready" 60; then
+		echo "  the streams did not connect within 60 s"
+		: >"$OUT/$tag.stop"
+		return 1
+	fi
+	echo "  $N new streams connected; in $HOLD_S s r$gone is removed from every director (ipvsadm -d; expire_nodest_conn=1 drops its connections)"
+	sleep "$HOLD_S"
+	snapshot "$tag.before"
+	for d in $DIRECTORS; do
+		ip netns exec "$d" sysctl -qw net.ipv4.vs.expire_nodest_conn=1 &&
+			ip netns exec "$d" ipvsadm -d -t "$VIP:$PORT" -r "$(rs "$gone")" || rc=1
+	done
+	sleep "$AFTER_S"
+	: >"$OUT/$tag.stop"
+	wait_for "$OUT/$tag.rc" 60 || { echo "  the streams did not stop within 60 s"; rc=1; }
+	demo leave "$OUT" "$tag" "$(rs "$gone")" | sed 's/^/  /'
+	[ "${PIPESTATUS[0]}" = 0 ] || rc=1
+
+	# New flows from 300 other client ports: the router spreads them over
+	# the three directors; each must reach the server mhsim names for the
+	# directors' configuration now.
+	seq 47001 47300 | sed 's/^/10.0.1.2:/' >"$OUT/$tag.new"
+	ip netns exec c "$MHNET" probe --proto tcp --target "$VIP:$PORT" --clients "$OUT/$tag.new" \
+		--parallel 4 >"$OUT/$tag.got" 2>"$OUT/$tag.probe.err"
+	ip netns exec d1 ipvsadm -Sn | "$MHSIM" lookup --clients-file "$OUT/$tag.new" - >"$OUT/$tag.want"
+	demo spread "$OUT" "$tag" "$(rs "$gone")" | sed 's/^/  /'
+	[ "${PIPESTATUS[0]}" = 0 ] || rc=1
+	for d in $DIRECTORS; do ip netns exec "$d" sysctl -qw net.ipv4.vs.expire_nodest_conn=0; done
+	return $rc
+}
+
 # ---- the demo ----------------------------------------------------------------
 
 # Kernel messages below warnings stay off the console (bridge ports coming
@@ -313,6 +358,9 @@ case $? in
 *) bad "the module's table and mhsim's disagree in the default mode" ;;
 esac
 failover sorted "$OUT/clients.1" expect-ok || bad "streams broke in the default mode"
+
+echo "-- a real server leaves (default mode)"
+leave leave 3 || bad "removing a real server disturbed other streams, or new flows went astray"
 
 echo "-- contrast: list_order=1 (upstream ip_vs_mh's order, IPVS list order)"
 for d in $DIRECTORS; do ip netns exec "$d" ipvsadm -C; done
