@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Every test of the project (`make check`): the userspace workspace, the
-# module's build and lints for both kernels, and the tests in booted kernels.
+# module's build and lints for both kernels, the tests in booted kernels
+# (smoke, statistics, demo, traffic) and the Debian package's.
 # Prints PASS/FAIL per step and "N passed, M failed" at the end; exits
 # non-zero if anything failed. MH_CHECK_ONLY="step1 step2" runs a subset.
 source "$(dirname "$0")/lib.sh"
@@ -69,6 +70,7 @@ if [ -n "$test_kdir" ]; then
 	step module-smoke tests/vm/run -- tests/module/smoke.sh
 	step module-stats tests/vm/run -- tests/module/stats.sh
 	step demo tests/demo/run
+	step traffic tests/traffic/run
 fi
 
 # Debian's stock kernel.
@@ -86,6 +88,10 @@ if [ -n "$deb_dir" ]; then
 	step debian-boot debian_boot
 	step debian-module-smoke tests/vm/run --kernel debian -- tests/module/smoke.sh
 fi
+
+# The DKMS package: built, linted, installed with apt on a fresh trixie
+# system with Debian's stock kernel, booted, removed and purged.
+step package tests/package/run
 
 echo
 [ "${#failures[@]}" = 0 ] || echo "failed: ${failures[*]}"
