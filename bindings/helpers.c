@@ -25,6 +25,25 @@
 
 #include "helpers.h"
 
+/*
+ * IPVS enters the Rust callbacks that change tables or pick a server through
+ * these C functions. Linux 7.3 builds Rust code without ftrace hooks, so this
+ * is where the function tracer and profiler can see and time them (the
+ * scheduling-cost benchmark does); it costs one direct call.
+ */
+static noinline int ip_vs_mh_rs_dest_changed(struct ip_vs_service *svc,
+					     struct ip_vs_dest *dest)
+{
+	return mh_rs_dest_changed(svc, dest);
+}
+
+static noinline struct ip_vs_dest *
+ip_vs_mh_rs_schedule(struct ip_vs_service *svc, const struct sk_buff *skb,
+		     struct ip_vs_iphdr *iph)
+{
+	return mh_rs_schedule(svc, skb, iph);
+}
+
 static struct ip_vs_scheduler mh_rs_scheduler = {
 	.name = "mh",
 	.refcnt = ATOMIC_INIT(0),
@@ -32,10 +51,10 @@ static struct ip_vs_scheduler mh_rs_scheduler = {
 	.n_list = LIST_HEAD_INIT(mh_rs_scheduler.n_list),
 	.init_service = mh_rs_init_service,
 	.done_service = mh_rs_done_service,
-	.add_dest = mh_rs_dest_changed,
-	.del_dest = mh_rs_dest_changed,
-	.upd_dest = mh_rs_dest_changed,
-	.schedule = mh_rs_schedule,
+	.add_dest = ip_vs_mh_rs_dest_changed,
+	.del_dest = ip_vs_mh_rs_dest_changed,
+	.upd_dest = ip_vs_mh_rs_dest_changed,
+	.schedule = ip_vs_mh_rs_schedule,
 };
 
 /*
