@@ -6,6 +6,7 @@
 
 mod args;
 mod probe;
+mod rate;
 mod serve;
 mod streams;
 mod sys;
@@ -49,6 +50,14 @@ USAGE:
           status=ok|reset|timeout|mismatch|connect-failed
       Exit 0 if every stream is ok, else 1.
 
+  mhnet rate --target VIP:PORT --source ADDR [--duration-ms N (5000)]
+             [--max N] [--parallel K (4)] [--timeout-ms N (2000)]
+      Load generator: K workers open short TCP connections from ADDR (any
+      port) to VIP:PORT, each reading the server's name and closing with an
+      RST, until N ms have passed or --max connections were started. stdout:
+        rate: conns=N errors=E ms=T per_s=R
+      Exit 0 if no connection failed, else 1.
+
   mhnet help | --help | -h
 
 Bad arguments: one message on stderr, exit 2.
@@ -69,6 +78,7 @@ fn main() -> ExitCode {
         "serve" => serve::main(rest),
         "probe" => probe::main(rest),
         "streams" => streams::main(rest),
+        "rate" => rate::main(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

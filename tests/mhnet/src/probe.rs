@@ -140,8 +140,14 @@ fn flow(cfg: &Cfg, src: &SocketAddr) -> Result<String, String> {
 }
 
 fn tcp_flow(cfg: &Cfg, src: &SocketAddr) -> io::Result<String> {
-    let deadline = Instant::now() + cfg.timeout;
-    let mut s = sys::tcp_connect_from(src, &cfg.target, cfg.timeout)?;
+    tcp_name(src, &cfg.target, cfg.timeout)
+}
+
+/// One short TCP connection from `src` (port 0: any) to `target`: the name
+/// the server sends, within `timeout`; closed with an RST.
+pub fn tcp_name(src: &SocketAddr, target: &SocketAddr, timeout: Duration) -> io::Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut s = sys::tcp_connect_from(src, target, timeout)?;
     // Whatever happens next, close with an RST: no TIME_WAIT, and the same
     // 4-tuple can be used again at once.
     sys::set_linger_zero(&s)?;
