@@ -22,6 +22,11 @@
 # (8), BENCH_PHASES ("rate cost rebuild memory"). Every loop is bounded.
 source "$(dirname "$0")/../tests/lib/guest.sh"
 export LC_ALL=C
+# The load generator: bench/run's release build of mhnet, copied (a rebuild
+# on the host must not swap the binary under the running guest).
+if [ -n "${BENCH_MHNET:-}" ]; then
+	cp "$BENCH_MHNET" /tmp/mh-bin/mhnet-release && MHNET=/tmp/mh-bin/mhnet-release
+fi
 
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER=${BENCH_SECONDS:-5}
@@ -33,6 +38,10 @@ C_MH_KO=$(c_mh_ko)
 [ -n "$C_MH_KO" ] || { echo "bench: the in-tree ip_vs_mh.ko is missing"; exit 1; }
 
 emit() { echo "BENCH $*"; }
+# The director is namespace d (tests/lib/guest.sh's topology).
+ipvs() { ip netns exec d ipvsadm "$@"; }
+# Its /proc/net/ip_vs_mh: the rebuilds of service VIP:PORT.
+rebuilds_of() { ip netns exec d awk -v p="$1" '$1 == "S" && $3 == p { print $6 }' /proc/net/ip_vs_mh; }
 now_ns() { date +%s%N; }
 
 # ---- the mh module in use ------------------------------------------------------
@@ -43,7 +52,7 @@ MH_LOADED=
 use_mh() {
 	local want="$1 ${2:-4093}"
 	[ "$MH_LOADED" = "$want" ] && return 0
-	ipvsadm -C
+	ipvs -C
 	for _ in $(seq 40); do
 		modprobe -r ip_vs_mh_rs 2>/dev/null
 		rmmod ip_vs_mh 2>/dev/null
@@ -132,7 +141,7 @@ service() {
 	shift 2
 	r="-A -t $VIP:$port $*"$'\n'
 	for i in $(seq 1 "$n"); do r+="-a -t $VIP:$port -r 10.0.2.$((10 + i)):80 -m"$'\n'; done
-	ipvsadm -R <<<"$r"
+	ipvs -R <<<"$r"
 }
 
 # ---- phases --------------------------------------------------------------------
@@ -151,10 +160,10 @@ phase_rate() {
 				out=$(ip netns exec c "$MHNET" rate --target "$VIP:$PORT" --source 10.0.1.2 \
 					--duration-ms $((SECONDS_PER * 1000)) --parallel "$PARALLEL" --timeout-ms 3000)
 				echo "  round $round n=$n $s: $out"
-				ipvsadm -D -t "$VIP:$PORT"
+				ipvs -D -t "$VIP:$PORT"
 				set -- $(echo "$out" | tr '=' ' ')
 				# rate: conns N errors E ms T per_s R
-				emit "{\"kind\":\"rate\",\"sched\":\"$s\",\"n\":$n,\"round\":$round,\"conns\":$3,\"errors\":$5,\"ms\":$7,\"per_s\":$9}"
+				emit "{\"kind\":\"rate\",\"sched\":\"$s\",\"n\":$n,\"round\":$round,\"conns\":$3,\"errors\":$5,\"ms\":$7,\"per_s\":$9,\"first_error\":\"${11}\"}"
 			done
 		done
 	done
@@ -178,7 +187,7 @@ phase_cost() {
 			service "$PORT" 4 $FLAGS || return 1
 			res=$(prof_run "$func" ip netns exec c "$MHNET" rate --target "$VIP:$PORT" \
 				--source 10.0.1.2 --max "$conns" --duration-ms 120000 --parallel 2) || return 1
-			ipvsadm -D -t "$VIP:$PORT"
+			ipvs -D -t "$VIP:$PORT"
 			echo "$res" | sed "s/^/  round $round $s: /"
 			echo "$res" | awk -v s="$s" -v r="$round" '
 				$2 > 0 { printf "BENCH {\"kind\":\"cost\",\"what\":\"%s\",\"func\":\"%s\",\"round\":%d,\"hits\":%d,\"ns\":%.1f}\n", s, $1, r, $2, $3 / $2 }'
@@ -194,13 +203,13 @@ rebuild_one() {
 	c-mh) use_mh c "$size" && flags="-s mh -b mh-port" hook=ip_vs_mh_dest_changed ;;
 	esac || return 1
 	PORT=$((PORT + 1))
-	ipvsadm -A -t "$VIP:$PORT" $flags || return 1
+	ipvs -A -t "$VIP:$PORT" $flags || return 1
 	r=""
 	for i in $(seq 0 999); do
 		r+="-a -t $VIP:$PORT -r 10.1.$((i / 250)).$((i % 250 + 1)):80 -m -w $((1 + i % 4))"$'\n'
 	done
 	t0=$(now_ns)
-	res=$(prof_run "$hook" ipvsadm -R <<<"$r")
+	res=$(prof_run "$hook" ipvs -R <<<"$r")
 	t1=$(now_ns)
 	echo "  round $round $s M=$size add 1000: $(((t1 - t0) / 1000000)) ms wall; hook: $res"
 	set -- $res
@@ -217,11 +226,11 @@ rebuild_one() {
 			esac
 			r+="-e -t $VIP:$PORT -r 10.1.0.1:80 -m $edit"$'\n'
 		done
-		before=$(awk -v p="$VIP:$PORT" '$1 == "S" && $3 == p { print $6 }' /proc/net/ip_vs_mh 2>/dev/null)
+		before=$(rebuilds_of "$VIP:$PORT")
 		t0=$(now_ns)
-		res=$(prof_run "$hook" ipvsadm -R <<<"$r")
+		res=$(prof_run "$hook" ipvs -R <<<"$r")
 		t1=$(now_ns)
-		after=$(awk -v p="$VIP:$PORT" '$1 == "S" && $3 == p { print $6 }' /proc/net/ip_vs_mh 2>/dev/null)
+		after=$(rebuilds_of "$VIP:$PORT")
 		set -- $res
 		# Rebuilds: the Rust module counts them; the C module rebuilds on
 		# every call of its hook.
@@ -230,7 +239,7 @@ rebuild_one() {
 		echo "  round $round $s M=$size 20 x $op: $(((t1 - t0) / 1000000)) ms wall; hook: $res; rebuilds $rebuilds"
 		emit "{\"kind\":\"rebuild\",\"op\":\"$op\",\"sched\":\"$s\",\"size\":$size,\"round\":$round,\"wall_ms\":$(((t1 - t0) / 1000000)),\"hook_calls\":${2:-0},\"hook_ms\":$(awk -v n="${3:-0}" 'BEGIN { printf "%.3f", n / 1e6 }'),\"rebuilds\":$rebuilds}"
 	done
-	ipvsadm -D -t "$VIP:$PORT"
+	ipvs -D -t "$VIP:$PORT"
 }
 
 phase_rebuild() {
@@ -257,7 +266,7 @@ mem_one() {
 	rust-4093) use_mh rust 4093 && flags="-s mh" ;;
 	rust-65521) use_mh rust 65521 && flags="-s mh" size=65521 ;;
 	c-mh-4093) use_mh c 4093 && flags="-s mh -b mh-port" ;;
-	rr) ipvsadm -C && flags="-s rr" size=0 ;;
+	rr) ipvs -C && flags="-s rr" size=0 ;;
 	esac || return 1
 	r=""
 	for p in $(seq 20001 20200); do
@@ -265,9 +274,9 @@ mem_one() {
 		for i in $(seq 1 10); do r+="-a -t $VIP:$p -r 10.0.2.$((10 + i)):80 -m"$'\n'; done
 	done
 	f0=$(mem_free_kb)
-	ipvsadm -R <<<"$r" || return 1
+	ipvs -R <<<"$r" || return 1
 	f1=$(mem_free_kb)
-	ipvsadm -C
+	ipvs -C
 	echo "  round $round $s: $(((f0 - f1))) kB for 200 services"
 	emit "{\"kind\":\"memory\",\"sched\":\"$s\",\"size\":$size,\"round\":$round,\"services\":200,\"servers\":10,\"bytes\":$(((f0 - f1) * 1024))}"
 }
@@ -301,7 +310,7 @@ for ph in $PHASES; do
 	"phase_$ph" || { echo "bench: phase $ph failed"; rc=1; }
 	echo "  ($ph: $((SECONDS - start)) s)"
 done
-ipvsadm -C
+ipvs -C
 topo_down
 modprobe -r ip_vs_mh_rs 2>/dev/null
 rmmod ip_vs_mh 2>/dev/null

@@ -55,7 +55,7 @@ USAGE:
       Load generator: K workers open short TCP connections from ADDR (any
       port) to VIP:PORT, each reading the server's name and closing with an
       RST, until N ms have passed or --max connections were started. stdout:
-        rate: conns=N errors=E ms=T per_s=R
+        rate: conns=N errors=E ms=T per_s=R first_error=REASON|none
       Exit 0 if no connection failed, else 1.
 
   mhnet help | --help | -h

@@ -4,12 +4,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::args;
 use crate::probe;
+use crate::util;
 
 pub fn main(argv: &[String]) -> Result<i32, String> {
     let o = args::parse(
@@ -43,12 +44,18 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
     let done = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let first_error = Arc::new(Mutex::new(None::<String>));
     let start = Instant::now();
     let deadline = start + Duration::from_millis(duration_ms);
     let mut workers = Vec::new();
     for _ in 0..parallel {
-        let (started, done, errors, stop) =
-            (started.clone(), done.clone(), errors.clone(), stop.clone());
+        let (started, done, errors, stop, first_error) = (
+            started.clone(),
+            done.clone(),
+            errors.clone(),
+            stop.clone(),
+            first_error.clone(),
+        );
         let w = thread::Builder::new()
             .stack_size(128 << 10)
             .spawn(move || {
@@ -57,9 +64,16 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
                         break;
                     }
                     match probe::tcp_name(&src, &target, timeout) {
-                        Ok(_) => done.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => errors.fetch_add(1, Ordering::Relaxed),
-                    };
+                        Ok(_) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut f) = first_error.lock() {
+                                f.get_or_insert_with(|| util::reason(&e));
+                            }
+                        }
+                    }
                 }
             })
             .map_err(|e| format!("spawning a worker: {e}"))?;
@@ -78,8 +92,13 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
     for w in workers {
         let _ = w.join();
     }
+    let why = first_error
+        .lock()
+        .ok()
+        .and_then(|f| f.clone())
+        .unwrap_or_else(|| "none".into());
     println!(
-        "rate: conns={n} errors={e} ms={ms} per_s={:.1}",
+        "rate: conns={n} errors={e} ms={ms} per_s={:.1} first_error={why}",
         n as f64 * 1000.0 / ms as f64
     );
     Ok(if e == 0 { 0 } else { 1 })
