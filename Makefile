@@ -23,7 +23,7 @@ CC_FLAG := $(if $(KERNEL_CC),$(if $(shell command -v $(KERNEL_CC)),CC=$(KERNEL_C
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(LLVM_FLAG) $(CC_FLAG)
 
-.PHONY: all modules module clippy clean modules_install kernel toolchain vm check demo
+.PHONY: all modules module clippy clean modules_install kernel toolchain vm check demo bench
 
 all modules module:
 	@sh $(CURDIR)/scripts/check-kdir.sh $(KDIR) $(RUSTC)
@@ -54,3 +54,6 @@ check:
 
 demo:
 	tests/demo/run
+
+bench:
+	bench/run
