@@ -59,7 +59,7 @@ if [ ! -d "$out" ]; then
 	fi
 fi
 mkdir -p "$out"
-log "building the '$name' kernel in $out (first time: about 8-11 minutes on 2 cores)"
+log "building the '$name' kernel in $out (first time: about 15 minutes on 2 cores, once; later runs reuse it)"
 jobs=$(($(nproc) + 1))
 "$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm \
 	KCONFIG_ALLCONFIG="$frag" allnoconfig >&2
