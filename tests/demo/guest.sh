@@ -163,11 +163,7 @@ route add default via 10.0.2.1"
 			>"$OUT/serve-r$i.log" 2>&1 &
 	done
 	for i in 1 2 3 4; do
-		for _ in $(seq 100); do
-			grep -q ready "$OUT/serve-r$i.log" 2>/dev/null && break
-			sleep 0.1
-		done
-		grep -q ready "$OUT/serve-r$i.log" || { echo "r$i: $(cat "$OUT/serve-r$i.log")"; return 1; }
+		wait_ready "$OUT/serve-r$i.log" 100 || return 1
 	done
 }
 
@@ -244,15 +240,11 @@ snapshot() {
 	done
 }
 
-# failover TAG CLIENTS MODE: a stream from each client, director $DOWN lost
-# mid-way, then brought back.
-failover() {
-	local tag=$1 mode=$3 rc=0
-	if [ -s "$2" ]; then
-		cp "$2" "$OUT/$tag.clients"
-	else
-		seq 50001 $((50000 + N)) | sed 's/^/10.0.1.2:/' >"$OUT/$tag.clients"
-	fi
+# start_streams TAG: a long-lived stream from each client of $OUT/TAG.clients
+# (mhnet streams in the background: its report in TAG.out, its exit status
+# in TAG.rc), waiting until all are connected.
+start_streams() {
+	local tag=$1
 	(
 		ip netns exec c timeout 200 "$MHNET" streams --target "$VIP:$PORT" --clients "$OUT/$tag.clients" \
 			--interval-ms "$INTERVAL_MS" --ready-file "$OUT/$tag.ready" --stop-file "$OUT/$tag.stop" \
@@ -264,6 +256,27 @@ failover() {
 		: >"$OUT/$tag.stop"
 		return 1
 	fi
+}
+
+# stop_streams TAG: tells the streams of start_streams to close and waits
+# for their report.
+stop_streams() {
+	: >"$OUT/$1.stop"
+	wait_for "$OUT/$1.rc" 60 && return 0
+	echo "  the streams did not stop within 60 s"
+	return 1
+}
+
+# failover TAG CLIENTS MODE: a stream from each client, director $DOWN lost
+# mid-way, then brought back.
+failover() {
+	local tag=$1 mode=$3 rc=0
+	if [ -s "$2" ]; then
+		cp "$2" "$OUT/$tag.clients"
+	else
+		seq 50001 $((50000 + N)) | sed 's/^/10.0.1.2:/' >"$OUT/$tag.clients"
+	fi
+	start_streams "$tag" || return 1
 	echo "  $N streams connected, exchanging data every $INTERVAL_MS ms; in $HOLD_S s $DOWN goes down (its links to the router and to the switch: the router drops it as a next hop)"
 	sleep "$HOLD_S"
 	snapshot "$tag.before"
@@ -271,11 +284,7 @@ failover() {
 	ip -n "$DOWN" link set "$DOWN-sw" down
 	sleep "$AFTER_S"
 	snapshot "$tag.after"
-	: >"$OUT/$tag.stop"
-	if ! wait_for "$OUT/$tag.rc" 60; then
-		echo "  the streams did not stop within 60 s"
-		rc=1
-	fi
+	stop_streams "$tag" || rc=1
 	demo after "$OUT" "$tag" "$DOWN" "$mode" | sed 's/^/  /'
 	[ "${PIPESTATUS[0]}" = 0 ] || rc=1
 	[ "$rc" = 0 ] || [ "$mode" != expect-ok ] || {
@@ -294,17 +303,7 @@ failover() {
 leave() {
 	local tag=$1 gone=$2 d rc=0
 	seq 46001 $((46000 + N)) | sed 's/^/10.0.1.2:/' >"$OUT/$tag.clients"
-	(
-		ip netns exec c timeout 200 "$MHNET" streams --target "$VIP:$PORT" --clients "$OUT/$tag.clients" \
-			--interval-ms "$INTERVAL_MS" --ready-file "$OUT/$tag.ready" --stop-file "$OUT/$tag.stop" \
-			>"$OUT/$tag.out" 2>"$OUT/$tag.err"
-		echo $? >"$OUT/$tag.rc"
-	) &
-	if ! wait_for "$OUT/$tag.ready" 60; then
-		echo "  the streams did not connect within 60 s"
-		: >"$OUT/$tag.stop"
-		return 1
-	fi
+	start_streams "$tag" || return 1
 	echo "  $N new streams connected; in $HOLD_S s r$gone is removed from every director (ipvsadm -d; expire_nodest_conn=1 drops its connections)"
 	sleep "$HOLD_S"
 	snapshot "$tag.before"
@@ -313,8 +312,7 @@ leave() {
 			ip netns exec "$d" ipvsadm -d -t "$VIP:$PORT" -r "$(rs "$gone")" || rc=1
 	done
 	sleep "$AFTER_S"
-	: >"$OUT/$tag.stop"
-	wait_for "$OUT/$tag.rc" 60 || { echo "  the streams did not stop within 60 s"; rc=1; }
+	stop_streams "$tag" || rc=1
 	demo leave "$OUT" "$tag" "$(rs "$gone")" | sed 's/^/  /'
 	[ "${PIPESTATUS[0]}" = 0 ] || rc=1
 
