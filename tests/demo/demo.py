@@ -178,6 +178,28 @@ def load_clients(d, tag):
         return [l.strip() for l in f if l.strip()]
 
 
+def read_streams(d, tag):
+    """mhnet streams' report: {client: (start, end, sent, verified, status)}."""
+    res = {}
+    with open("%s/%s.out" % (d, tag)) as f:
+        for line in f:
+            w = line.split()
+            if len(w) >= 6:
+                kv = dict(x.split("=", 1) for x in w[3:] if "=" in x)
+                res[w[0]] = (w[1], w[2], int(kv.get("sent", 0)), int(kv.get("verified", 0)),
+                             kv.get("status", "?"))
+    return res
+
+
+def report(problems, limit=12):
+    """Prints the first LIMIT problems; 1 if there are any, else 0."""
+    for p in problems[:limit]:
+        print("  problem: " + p)
+    if len(problems) > limit:
+        print("  ... %d problems in all" % len(problems))
+    return 1 if problems else 0
+
+
 def before(d, tag, clients, down):
     """{client: (director, server)} before the failover; the clients in no
     director's table; those in two or more (a TCP retransmission timeout
@@ -221,14 +243,7 @@ def cmd_after(d, tag, down, mode):
         for c, s in conns("%s/%s.after.%s" % (d, tag, dn), set(clients)).items():
             if c in where and where[c][0] != dn:
                 after[c] = (dn, s)
-    res = {}
-    with open("%s/%s.out" % (d, tag)) as f:
-        for line in f:
-            w = line.split()
-            if len(w) >= 6:
-                kv = dict(x.split("=", 1) for x in w[3:] if "=" in x)
-                res[w[0]] = (w[1], w[2], int(kv.get("sent", 0)), int(kv.get("verified", 0)),
-                             kv.get("status", "?"))
+    res = read_streams(d, tag)
     try:
         with open("%s/%s.rc" % (d, tag)) as f:
             rc = f.read().strip()
@@ -324,24 +339,7 @@ def cmd_after(d, tag, down, mode):
             ", then via %s to %s" % (after[c][0], short(after[c][1])) if c in after else ""))
     if rc != "0" and not broke:
         problems.append("mhnet streams exited %s" % rc)
-    for p in problems[:12]:
-        print("  problem: " + p)
-    if len(problems) > 12:
-        print("  ... %d problems in all" % len(problems))
-    return 1 if problems else 0
-
-
-def read_streams(d, tag):
-    """mhnet streams' report: {client: (start, end, sent, verified, status)}."""
-    res = {}
-    with open("%s/%s.out" % (d, tag)) as f:
-        for line in f:
-            w = line.split()
-            if len(w) >= 6:
-                kv = dict(x.split("=", 1) for x in w[3:] if "=" in x)
-                res[w[0]] = (w[1], w[2], int(kv.get("sent", 0)), int(kv.get("verified", 0)),
-                             kv.get("status", "?"))
-    return res
+    return report(problems)
 
 
 def cmd_leave(d, tag, gone):
@@ -373,11 +371,7 @@ def cmd_leave(d, tag, gone):
                 c, status, v, s, short(start), short(end), where.get(c, ("?",))[0]))
     for c in none:
         problems.append("%s: in no director's connection table before the removal" % c)
-    for p in problems[:12]:
-        print("  problem: " + p)
-    if len(problems) > 12:
-        print("  ... %d problems in all" % len(problems))
-    return 1 if problems else 0
+    return report(problems)
 
 
 def cmd_spread(d, tag, gone):
@@ -402,9 +396,7 @@ def cmd_spread(d, tag, gone):
         problems.append("mhsim predicted nothing")
     problems += ["%s: answered by the removed %s" % (c, short(gone))
                  for c, s in got.items() if s == gone]
-    for p in problems[:8]:
-        print("  problem: " + p)
-    return 1 if problems else 0
+    return report(problems, 8)
 
 
 def main(a):
