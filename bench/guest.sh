@@ -125,11 +125,7 @@ topology() {
 		ip netns exec "r$i" "$MHNET" serve --id "r$i" --tcp 0.0.0.0:80 >"/tmp/bench-r$i.log" 2>&1 &
 	done
 	for i in 1 2 3 4; do
-		for _ in $(seq 50); do
-			grep -q ready "/tmp/bench-r$i.log" 2>/dev/null && break
-			sleep 0.1
-		done
-		grep -q ready "/tmp/bench-r$i.log" || return 1
+		wait_ready "/tmp/bench-r$i.log" || return 1
 	done
 	mount -t tracefs nodev "$T" 2>/dev/null
 	[ -e "$T/function_profile_enabled" ] || { echo "bench: no function profiler in this kernel"; return 1; }

@@ -99,11 +99,21 @@ serve_all() {
 			--tcp "[::]:$port" --udp "[::]:$port" >"/tmp/serve-r$i-$port.log" 2>&1 &
 	done
 	for i in $(seq 1 "$count"); do
-		for _ in $(seq 50); do
-			grep -q ready "/tmp/serve-r$i-$port.log" 2>/dev/null && break
-			sleep 0.1
-		done
+		wait_ready "/tmp/serve-r$i-$port.log" >/dev/null || true
 	done
+}
+
+# wait_ready LOG [TRIES]: wait, 0.1 s per try (50 tries by default), until
+# the server writing LOG says it is ready; if it never does, print the log
+# and fail.
+wait_ready() {
+	local _
+	for _ in $(seq "${2:-50}"); do
+		grep -q ready "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "$1: $(cat "$1" 2>/dev/null)"
+	return 1
 }
 
 # clients FILE ADDR FIRST_PORT COUNT: a clients list for probe/mhsim.
