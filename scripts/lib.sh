@@ -74,3 +74,23 @@ mh_lock() {
 		flock "$mh_lock_fd"
 	fi
 }
+
+# mh_ready_root ROOT LOCK: for scripts that make a Debian system with
+# mmdebstrap into ROOT. If ROOT is complete (ROOT/.mh-ready), prints it and
+# ends the script. Otherwise takes LOCK, looks again (another run may have
+# finished it meanwhile), and returns, holding the lock, for the caller to
+# make it; mmdebstrap must be on the host.
+mh_ready_root() {
+	local root=$1 lock=$2
+	if [ -f "$root/.mh-ready" ]; then
+		echo "$root"
+		exit 0
+	fi
+	mh_lock "$lock"
+	if [ -f "$root/.mh-ready" ]; then
+		echo "$root"
+		exit 0
+	fi
+	command -v mmdebstrap >/dev/null ||
+		die "mmdebstrap is missing on the host: apt-get install mmdebstrap"
+}

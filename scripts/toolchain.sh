@@ -8,18 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 
 root=$(mh_toolchain_root)
-if [ -f "$root/.mh-ready" ]; then
-	echo "$root"
-	exit 0
-fi
-mh_lock toolchain
-if [ -f "$root/.mh-ready" ]; then
-	echo "$root"
-	exit 0
-fi
-
-command -v mmdebstrap >/dev/null ||
-	die "mmdebstrap is missing on the host: apt-get install mmdebstrap"
+mh_ready_root "$root" toolchain
 
 mirror=$(mh_debian_mirror)
 pkgs=$(grep -vE '^[[:space:]]*(#|$)' "$MH_REPO/scripts/toolchain.packages" | paste -sd, -)

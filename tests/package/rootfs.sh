@@ -28,17 +28,7 @@ pkgs=(
 )
 key=$(mh_hash "$MH_SUITE" "${pkgs[*]}" "$MH_REPO/debian/control" "recipe $recipe")
 root="$MH_CACHE/pkgroot-$MH_SUITE-$key/root"
-if [ -f "$root/.mh-ready" ]; then
-	echo "$root"
-	exit 0
-fi
-mh_lock "pkgroot-$key"
-if [ -f "$root/.mh-ready" ]; then
-	echo "$root"
-	exit 0
-fi
-command -v mmdebstrap >/dev/null ||
-	die "mmdebstrap is missing on the host: apt-get install mmdebstrap"
+mh_ready_root "$root" "pkgroot-$key"
 
 mirror=$(mh_debian_mirror)
 tmp="$root.tmp.$$"
