@@ -68,10 +68,12 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
                             done.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                            // The reason first, so that a counted error
+                            // always has one to show.
                             if let Ok(mut f) = first_error.lock() {
                                 f.get_or_insert_with(|| util::reason(&e));
                             }
+                            errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -88,15 +90,20 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
     // end within their timeout while the workers are joined.
     let ms = start.elapsed().as_millis().max(1);
     let (n, e) = (done.load(Ordering::Relaxed), errors.load(Ordering::Relaxed));
+    // Errors after this point do not count, so neither do their reasons.
+    let why = if e == 0 {
+        "none".into()
+    } else {
+        first_error
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_else(|| "unknown".into())
+    };
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         let _ = w.join();
     }
-    let why = first_error
-        .lock()
-        .ok()
-        .and_then(|f| f.clone())
-        .unwrap_or_else(|| "none".into());
     println!(
         "rate: conns={n} errors={e} ms={ms} per_s={:.1} first_error={why}",
         n as f64 * 1000.0 / ms as f64
