@@ -74,6 +74,17 @@ struct MhTable {
     records: KVec<ServerRecord>,
 }
 
+impl MhTable {
+    /// The bytes the table holds: its node, 2 per slot, and the per-server
+    /// arrays.
+    fn bytes(&self) -> usize {
+        RcuBox::<MhTable>::alloc_bytes()
+            + self.slots.capacity() * core::mem::size_of::<u16>()
+            + self.dests.capacity() * core::mem::size_of::<DestRef>()
+            + self.records.capacity() * core::mem::size_of::<ServerRecord>()
+    }
+}
+
 /// A real server as the table was built from it.
 struct ServerRecord {
     addr: [u8; 16],
@@ -296,9 +307,17 @@ impl MhService {
         } else {
             "sorted"
         };
+        let guard = rcu::Guard::new();
+        let table = self.table.get(&guard);
+        // What the module allocated for the service, allocator rounding
+        // aside: the state, its counters and registry entry, the table.
+        let bytes = RcuBox::<MhService>::alloc_bytes()
+            + self.counters.bytes()
+            + bindings::registry_entry_bytes()
+            + table.map_or(0, MhTable::bytes);
         writeln!(
             out,
-            "S {} {} {} {} {} {} {} {} {}",
+            "S {} {} {} {} {} {} {} {} {} {}",
             self.name.as_str(),
             self.size.slots(),
             order,
@@ -307,10 +326,10 @@ impl MhService {
             self.last_moved.load(Ordering::Relaxed),
             counts.decisions,
             counts.fallbacks,
-            counts.refusals
+            counts.refusals,
+            bytes
         )?;
-        let guard = rcu::Guard::new();
-        let Some(table) = self.table.get(&guard) else {
+        let Some(table) = table else {
             return Ok(());
         };
         let total_weight: u64 = table

@@ -271,7 +271,7 @@ mem_free_kb() {
 # mem_one NAME ROUND: the 200 rr services switched to scheduler NAME
 # (ipvsadm -E): the memory that takes is the scheduler's own state.
 mem_one() {
-	local s=$1 round=$2 flags size r p f0 f1
+	local s=$1 round=$2 flags size r p f0 f1 acct
 	case $s in
 	rust-4093) use_mh rust 4093 && flags="-s mh" size=4093 ;;
 	rust-65521) use_mh rust 65521 && flags="-s mh" size=65521 ;;
@@ -282,11 +282,16 @@ mem_one() {
 	f0=$(mem_free_kb)
 	ipvs -R <<<"$r" || return 1
 	f1=$(mem_free_kb)
+	# The Rust module's own accounting (/proc/net/ip_vs_mh "bytes").
+	acct=0
+	case $s in
+	rust-*) acct=$(ip netns exec d awk '$1 == "S" { b += $12 } END { print b + 0 }' /proc/net/ip_vs_mh) ;;
+	esac
 	r=""
 	for p in $(seq 20001 20200); do r+="-E -t $VIP:$p -s rr"$'\n'; done
 	ipvs -R <<<"$r" || return 1
-	echo "  round $round $s: $((f0 - f1)) kB for 200 services"
-	emit "{\"kind\":\"memory\",\"sched\":\"$s\",\"size\":$size,\"round\":$round,\"services\":200,\"servers\":10,\"bytes\":$(((f0 - f1) * 1024))}"
+	echo "  round $round $s: $((f0 - f1)) kB for 200 services (module accounting: $acct bytes)"
+	emit "{\"kind\":\"memory\",\"sched\":\"$s\",\"size\":$size,\"round\":$round,\"services\":200,\"servers\":10,\"bytes\":$(((f0 - f1) * 1024)),\"module_bytes\":$acct}"
 }
 
 phase_memory() {

@@ -157,22 +157,29 @@ def rebuild_section(rows, res, lines):
 
 def memory_section(rows, res, lines):
     lines += ["### Memory per service (10 real servers)", "",
-              "| scheduler | M | bytes per service | table alone |",
-              "| --- | ---: | ---: | ---: |"]
+              "| scheduler | M | bytes per service (free memory) | module's accounting | table alone |",
+              "| --- | ---: | ---: | ---: | ---: |"]
     for s, m, slot in (("rust-4093", 4093, 2), ("c-mh-4093", 4093, 8), ("rust-65521", 65521, 2)):
         rs = pick(rows, kind="memory", sched=s)
         if not rs:
             continue
         per = median([r["bytes"] for r in rs]) / rs[0]["services"]
+        acct = [r["module_bytes"] / r["services"] for r in rs if r.get("module_bytes")]
+        acct = median(acct) if acct else None
         res["memory"].append({"sched": s, "size": m, "bytes_per_service": per,
+                              "module_bytes_per_service": acct,
                               "table_bytes": slot * m, "samples": [r["bytes"] for r in rs]})
-        lines.append("| %s | %d | %s | %d × %d = %d |" % (s, m, fmt(per), slot, m, slot * m))
+        lines.append("| %s | %d | %s | %s | %d × %d = %d |" % (
+            s, m, fmt(per), fmt(acct) if acct else "-", slot, m, slot * m))
     lines += ["", "Free memory (MemFree plus the per-CPU free page lists) taken when 200 `rr` "
               "services of 10 real servers switch to the scheduler (`ipvsadm -E`), per service: "
               "the scheduler's own state (median of the rounds; allocator granularity and "
               "slab reuse make it a few hundred bytes noisy). The Rust table holds a 2-byte "
               "server index per slot, the C table an 8-byte pointer. Goal: 2 bytes per slot plus "
-              "a small per-server array.", ""]
+              "a small per-server array. \"Module's accounting\" is the `bytes` column of "
+              "`/proc/net/ip_vs_mh` (what the Rust module allocated for the service: state, "
+              "per-CPU counters, registry entry, table and per-server arrays, before allocator "
+              "rounding); the C module has no such figure.", ""]
 
 
 def core_section(crit, res, lines):

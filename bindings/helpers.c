@@ -86,6 +86,11 @@ int mh_rs_registry_add(struct ip_vs_service *svc, const void *state)
 	return 0;
 }
 
+size_t mh_rs_registry_entry_bytes(void)
+{
+	return sizeof(struct mh_rs_entry);
+}
+
 void mh_rs_registry_del(const void *state)
 {
 	struct mh_rs_entry *e, *tmp;
@@ -106,8 +111,8 @@ static int mh_rs_proc_show(struct seq_file *seq, void *v)
 	struct net *net = seq_file_single_net(seq);
 	struct mh_rs_entry *e;
 
-	seq_puts(seq, "# ip_vs_mh_rs 1\n");
-	seq_puts(seq, "# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals\n");
+	seq_puts(seq, "# ip_vs_mh_rs 2\n");
+	seq_puts(seq, "# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes\n");
 	seq_puts(seq, "# D address weight slots slot_share weight_share\n");
 	mutex_lock(&mh_rs_registry_lock);
 	list_for_each_entry(e, &mh_rs_registry, node) {
@@ -177,6 +182,12 @@ s64 mh_rs_boottime_seconds(void)
 struct mh_rs_counters __percpu *mh_rs_counters_alloc(void)
 {
 	return alloc_percpu(struct mh_rs_counters);
+}
+
+/* What one service's counters take: a copy per possible CPU. */
+size_t mh_rs_counters_bytes(void)
+{
+	return sizeof(struct mh_rs_counters) * num_possible_cpus();
 }
 
 /* Callable from RCU callbacks: free_percpu() may be used in atomic context. */

@@ -86,5 +86,7 @@ void mh_rs_counters_inc(struct mh_rs_counters __percpu *counters,
 			enum mh_rs_counter which);
 void mh_rs_counters_sum(struct mh_rs_counters __percpu *counters,
 			struct mh_rs_counters *sum);
+size_t mh_rs_counters_bytes(void);
+size_t mh_rs_registry_entry_bytes(void);
 
 #endif

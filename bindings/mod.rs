@@ -128,6 +128,13 @@ pub(crate) fn register() -> Result {
     Ok(())
 }
 
+/// The bytes the registry keeps per service (the entry that lists it in
+/// `/proc/net/ip_vs_mh`).
+pub(crate) fn registry_entry_bytes() -> usize {
+    // SAFETY: Plain FFI call.
+    unsafe { raw::mh_rs_registry_entry_bytes() }
+}
+
 /// Unregisters the scheduler and waits for every RCU callback this module
 /// queued, so that none runs after the module's text is gone.
 pub(crate) fn unregister() {
@@ -423,6 +430,11 @@ impl<T> RcuBox<T> {
         })
     }
 
+    /// The bytes one `RcuBox<T>` allocates.
+    pub(crate) const fn alloc_bytes() -> usize {
+        core::mem::size_of::<RcuNode<T>>()
+    }
+
     fn into_raw(self) -> *mut RcuNode<T> {
         let ptr = self.ptr.as_ptr();
         core::mem::forget(self);
@@ -641,6 +653,12 @@ impl PerCpuCounters {
         };
         // SAFETY: The area is live by the type invariant.
         unsafe { raw::mh_rs_counters_inc(self.ptr.as_ptr(), which) };
+    }
+
+    /// The bytes the counters take, over all possible CPUs.
+    pub(crate) fn bytes(&self) -> usize {
+        // SAFETY: Plain FFI call.
+        unsafe { raw::mh_rs_counters_bytes() }
     }
 
     /// The sums over all CPUs.

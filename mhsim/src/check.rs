@@ -20,8 +20,8 @@ use crate::ipvsadm;
 use crate::sim::{self, Input};
 use crate::spec::{parse_host_port, HostPort};
 
-/// The proc file format version this reads.
-pub(crate) const PROC_VERSION: &str = "1";
+/// The proc file format versions this reads: 2 added `bytes` to `S` lines.
+pub(crate) const PROC_VERSIONS: [&str; 2] = ["1", "2"];
 
 /// The packet-path and rebuild counters of an `S` line (reported, not
 /// compared).
@@ -33,6 +33,8 @@ struct Counters {
     decisions: u64,
     fallbacks: u64,
     refusals: u64,
+    /// The memory the module holds for the service (version 2 on).
+    bytes: Option<u64>,
 }
 
 /// A `D` line.
@@ -77,11 +79,16 @@ fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("bad {what} '{s}'"))
 }
 
-fn parse_s(tokens: &[&str]) -> Result<ProcService, String> {
-    if tokens.len() != 11 {
+fn parse_s(tokens: &[&str], version: &str) -> Result<ProcService, String> {
+    let (fields, bytes) = if version == "1" {
+        (11, "")
+    } else {
+        (12, " bytes")
+    };
+    if tokens.len() != fields {
         return Err(format!(
-            "an 'S' line has 11 fields (S proto address size order rebuilds last_rebuild \
-             moved decisions fallbacks refusals), this one {}",
+            "an 'S' line has {fields} fields (S proto address size order rebuilds last_rebuild \
+             moved decisions fallbacks refusals{bytes}), this one {}",
             tokens.len()
         ));
     }
@@ -116,6 +123,10 @@ fn parse_s(tokens: &[&str]) -> Result<ProcService, String> {
         decisions: number(tokens[8], "decisions")?,
         fallbacks: number(tokens[9], "fallbacks")?,
         refusals: number(tokens[10], "refusals")?,
+        bytes: match tokens.get(11) {
+            Some(t) => Some(number(t, "bytes")?),
+            None => None,
+        },
     };
     Ok(ProcService {
         key,
@@ -170,9 +181,10 @@ pub(crate) fn parse_proc(text: &str, name: &str) -> Result<Vec<ProcService>, Str
             _ => None,
         })
         .ok_or_else(not_proc)?;
-    if version != PROC_VERSION {
+    if !PROC_VERSIONS.contains(&version) {
         return Err(format!(
-            "{name}: format version {version} is not supported (mhsim reads version {PROC_VERSION})"
+            "{name}: format version {version} is not supported (mhsim reads versions {})",
+            PROC_VERSIONS.join(" and ")
         ));
     }
     let mut services: Vec<ProcService> = Vec::new();
@@ -184,7 +196,7 @@ pub(crate) fn parse_proc(text: &str, name: &str) -> Result<Vec<ProcService>, Str
         let tokens: Vec<&str> = line.split_whitespace().collect();
         match tokens[0] {
             "S" => {
-                let s = parse_s(&tokens).map_err(at)?;
+                let s = parse_s(&tokens, version).map_err(at)?;
                 if services.iter().any(|o| o.key == s.key) {
                     let (p, a) = display(&s.key);
                     return Err(at(format!("service {p} {a} listed twice")));
@@ -598,6 +610,7 @@ pub(crate) fn json(r: &Report) -> Value {
                         "decisions": c.decisions,
                         "fallbacks": c.fallbacks,
                         "refusals": c.refusals,
+                        "bytes": c.bytes,
                     }),
                 );
             }
@@ -620,15 +633,23 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = "\
+# ip_vs_mh_rs 2
+# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes
+# D address weight slots slot_share weight_share
+S TCP 10.0.1.1:80 4093 sorted 5 23 829 50 0 0 8714
+D 10.0.2.14:80 2 2046 49.98 50.00
+D 10.0.2.13:80 1 1023 24.99 25.00
+S FWM6 7 251 list 0 0 0 0 0 0 300
+S UDP [2001:db8:0::1]:53 509 sorted 1 2 3 4 5 6 1500
+D [2001:db8::2]:53 1 509 100.00 100.00
+";
+
+    const EXAMPLE_V1: &str = "\
 # ip_vs_mh_rs 1
 # S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals
 # D address weight slots slot_share weight_share
 S TCP 10.0.1.1:80 4093 sorted 5 23 829 50 0 0
 D 10.0.2.14:80 2 2046 49.98 50.00
-D 10.0.2.13:80 1 1023 24.99 25.00
-S FWM6 7 251 list 0 0 0 0 0 0
-S UDP [2001:db8:0::1]:53 509 sorted 1 2 3 4 5 6
-D [2001:db8::2]:53 1 509 100.00 100.00
 ";
 
     #[test]
@@ -643,7 +664,18 @@ D [2001:db8::2]:53 1 509 100.00 100.00
         assert_eq!(s[0].counters.moved, 829);
         assert!(s[1].dests.is_empty());
         assert_eq!(s[2].counters.refusals, 6);
+        assert_eq!(s[0].counters.bytes, Some(8714));
         assert_eq!(display(&s[2].key), ("UDP".into(), "[2001:db8::1]:53"));
+    }
+
+    #[test]
+    fn version_1_has_no_bytes() {
+        let s = parse_proc(EXAMPLE_V1, "x").unwrap();
+        assert_eq!(s[0].counters.bytes, None);
+        assert_eq!(s[0].dests.len(), 1);
+        // A version 2 line in a version 1 file is one field too many.
+        let e = parse_proc(&EXAMPLE_V1.replace("0 0 0\n", "0 0 0 9\n"), "x").unwrap_err();
+        assert!(e.contains("11 fields"), "{e}");
     }
 
     #[test]
@@ -659,8 +691,9 @@ D [2001:db8::2]:53 1 509 100.00 100.00
     #[test]
     fn versions() {
         assert!(parse_proc("# ip_vs_mh_rs 1\n", "x").unwrap().is_empty());
-        let e = parse_proc("# ip_vs_mh_rs 2\n", "x").unwrap_err();
-        assert!(e.contains("version 2"), "{e}");
+        assert!(parse_proc("# ip_vs_mh_rs 2\n", "x").unwrap().is_empty());
+        let e = parse_proc("# ip_vs_mh_rs 3\n", "x").unwrap_err();
+        assert!(e.contains("version 3"), "{e}");
         assert!(parse_proc("# ip_vs_mh_rs\n", "x").is_err());
         assert!(parse_proc("# something else 1\n", "x").is_err());
         assert!(parse_proc("", "x").is_err());

@@ -1123,6 +1123,25 @@ fn check_proc() -> String {
 }
 
 #[test]
+fn check_version_2() {
+    // Version 2 adds the module's bytes for the service to the S line.
+    let proc = "\
+# ip_vs_mh_rs 2
+# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes
+# D address weight slots slot_share weight_share
+S TCP 10.0.1.1:80 251 sorted 1 9 251 0 0 0 1024
+D 10.0.2.11:80 1 251 100.00 100.00
+";
+    let save = "-A -t 10.0.1.1:80 -s mh\n-a -t 10.0.1.1:80 -r 10.0.2.11:80 -m -w 1\n";
+    let (code, out) = check("v2.proc", proc, save, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "OK TCP 10.0.1.1:80 size=251 order=sorted servers=1\n");
+    let (code, out) = check("v2j.proc", proc, save, &["--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"bytes\":1024"), "{out}");
+}
+
+#[test]
 fn check_real_example() {
     let proc = "\
 # ip_vs_mh_rs 1
@@ -1520,7 +1539,7 @@ fn check_bad_input() {
             needle,
         );
     };
-    bad_proc("v2.proc", &PROC_HEADER.replace("rs 1", "rs 2"), "version 2");
+    bad_proc("v3.proc", &PROC_HEADER.replace("rs 1", "rs 3"), "version 3");
     bad_proc(
         "nover.proc",
         "S TCP 10.0.0.1:80 251 sorted 0 0 0 0 0 0\n",

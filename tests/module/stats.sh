@@ -35,10 +35,10 @@ format_ok() {
 	local out
 	out=$(PROC)
 	echo "$out"
-	echo "$out" | head -n 3 | grep -q '^# ip_vs_mh_rs 1$' &&
-		echo "$out" | grep -q '^# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals$' &&
+	echo "$out" | head -n 3 | grep -q '^# ip_vs_mh_rs 2$' &&
+		echo "$out" | grep -q '^# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes$' &&
 		echo "$out" | grep -q '^# D address weight slots slot_share weight_share$' &&
-		echo "$out" | grep -qE '^S TCP 10\.0\.1\.1:80 4093 sorted 4 [0-9]+ [0-9]+ 0 0 0$' &&
+		echo "$out" | grep -qE '^S TCP 10\.0\.1\.1:80 4093 sorted 4 [0-9]+ [0-9]+ 0 0 0 [0-9]+$' &&
 		[ "$(echo "$out" | grep -c '^D ')" = 4 ] &&
 		echo "$out" | grep -qE '^D 10\.0\.2\.14:80 2 [0-9]+ 39\.[0-9]{2} 40\.00$'
 }
@@ -83,6 +83,23 @@ mhsim_check_catches() {
 	! ip netns exec d sh -c "ipvsadm -Sn | '$MHSIM' check --proc /tmp/doctored"
 }
 check "mhsim check reports a mismatch" mhsim_check_catches
+
+# The module's own memory accounting: 2 bytes per slot, plus a per-server
+# part (a server reference and its record) and a small fixed part (the
+# service's state, counters, registry entry and table header).
+bytes_accounted() {
+	local b4 b5
+	b4=$(PROC | field 10.0.1.1:80 12)
+	ip netns exec d ipvsadm -a -t "$VIP" -r 10.0.2.15:80 -m -w 1 || return 1
+	b5=$(PROC | field 10.0.1.1:80 12)
+	ip netns exec d ipvsadm -d -t "$VIP" -r 10.0.2.15:80 || return 1
+	echo "bytes: 4 servers $b4, 5 servers $b5 (table 4093 slots = 8186 bytes)"
+	[ -n "$b4" ] && [ -n "$b5" ] &&
+		[ "$b4" -gt 8186 ] && [ $((b4 - 8186)) -lt 1024 ] &&
+		[ $((b5 - b4)) -gt 0 ] && [ $((b5 - b4)) -le 64 ] &&
+		[ "$(PROC | field 10.0.1.1:80 12)" = "$b4" ]
+}
+check "bytes: 2 per slot, a small part per server and per service" bytes_accounted
 
 fallbacks_counted() {
 	# Overload r1 (upper threshold 1, one open connection), then send flows
