@@ -385,21 +385,31 @@ impl bindings::Callbacks for MhScheduler {
 
     fn init_service(svc: &Service<'_>) -> Result<RcuBox<MhService>> {
         let (size, order) = module_config()?;
-        let state = RcuBox::new(
-            MhService {
-                name: svc.name(),
-                size,
-                order,
-                table: RcuPtr::new(),
-                counters: PerCpuCounters::new()?,
-                rebuilds: AtomicU64::new(0),
-                last_rebuild: AtomicI64::new(0),
-                last_moved: AtomicU64::new(0),
-                built_from: AtomicU64::new(inputs_digest(&[])),
-                failing: AtomicBool::new(false),
-            },
-            GFP_KERNEL,
-        )?;
+        let state = PerCpuCounters::new()
+            .and_then(|counters| {
+                RcuBox::new(
+                    MhService {
+                        name: svc.name(),
+                        size,
+                        order,
+                        table: RcuPtr::new(),
+                        counters,
+                        rebuilds: AtomicU64::new(0),
+                        last_rebuild: AtomicI64::new(0),
+                        last_moved: AtomicU64::new(0),
+                        built_from: AtomicU64::new(inputs_digest(&[])),
+                        failing: AtomicBool::new(false),
+                    },
+                    GFP_KERNEL,
+                )
+            })
+            .inspect_err(|e| {
+                pr_err!(
+                    "{}: cannot set up the service (error {})\n",
+                    svc.name(),
+                    e.to_errno()
+                );
+            })?;
         state.rebuild_logged(svc)?;
         Ok(state)
     }
@@ -470,10 +480,16 @@ impl kernel::Module for MhModule {
             );
         })?;
         bindings::register().inspect_err(|e| {
-            pr_err!(
-                "cannot register the IPVS scheduler 'mh' (error {}): another 'mh' is already registered (is the in-tree ip_vs_mh loaded? 'rmmod ip_vs_mh')\n",
-                e.to_errno()
-            );
+            if *e == EEXIST {
+                pr_err!(
+                    "cannot register the IPVS scheduler 'mh': another 'mh' is already registered (is the in-tree ip_vs_mh loaded? 'rmmod ip_vs_mh')\n"
+                );
+            } else {
+                pr_err!(
+                    "cannot register the IPVS scheduler 'mh' (error {})\n",
+                    e.to_errno()
+                );
+            }
         })?;
         let order = if order == Order::List {
             "list"

@@ -11,6 +11,7 @@
 
 #include <linux/module.h>
 #include <linux/kernel.h>
+#include <linux/fault-inject.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/proc_fs.h>
@@ -141,10 +142,23 @@ static struct pernet_operations mh_rs_net_ops = {
 	.exit = mh_rs_net_exit,
 };
 
+/*
+ * failslab and fail_page_alloc do not reach the per-CPU allocator. This fault
+ * point lets /proc/<pid>/fail-nth fail the per-CPU counters too, like every
+ * other allocation of the module (tests/reliability/faults.py). Without
+ * CONFIG_FAULT_INJECTION it compiles to nothing.
+ */
+static DECLARE_FAULT_ATTR(mh_rs_fail_percpu);
+
 int mh_rs_register(void)
 {
-	int ret = register_pernet_subsys(&mh_rs_net_ops);
+	int ret;
 
+#ifdef CONFIG_FAULT_INJECTION
+	/* An injected failure is one log line, not a stack dump. */
+	mh_rs_fail_percpu.verbose = 1;
+#endif
+	ret = register_pernet_subsys(&mh_rs_net_ops);
 	if (ret < 0)
 		return ret;
 	ret = register_ip_vs_scheduler(&mh_rs_scheduler);
@@ -181,6 +195,8 @@ s64 mh_rs_boottime_seconds(void)
 
 struct mh_rs_counters __percpu *mh_rs_counters_alloc(void)
 {
+	if (should_fail(&mh_rs_fail_percpu, sizeof(struct mh_rs_counters)))
+		return NULL;
 	return alloc_percpu(struct mh_rs_counters);
 }
 

@@ -708,6 +708,11 @@ unsafe extern "C" fn mh_rs_init_service(svc: *mut raw::ip_vs_service) -> c_int {
     // `mh_rs_done_service` removes it, before the state is retired.
     let ret = unsafe { raw::mh_rs_registry_add(svc.ptr.as_ptr(), state.ptr.as_ptr().cast()) };
     if ret < 0 {
+        pr_err!(
+            "{}: cannot set up the service (error {})\n",
+            svc.name(),
+            ret
+        );
         // Never published: freed at once.
         drop(state);
         return ret;
