@@ -280,9 +280,17 @@ void mh_rs_dest_put(struct ip_vs_dest *dest)
 }
 
 /* Same test as the C scheduler: a server is usable unless quiesced or overloaded. */
+/*
+ * A server takes new connections while it has a weight, is not overloaded and
+ * is still in the service. A deleted server (IPVS clears its
+ * IP_VS_DEST_CF_AVAILABLE as it unlinks it) can still be named by the serving
+ * table if the rebuild after the delete failed, and IPVS would drop the
+ * packets of a connection to it.
+ */
 bool mh_rs_dest_available(const struct ip_vs_dest *dest)
 {
 	return atomic_read(&dest->weight) > 0 &&
+	       (READ_ONCE(dest->cflags) & IP_VS_DEST_CF_AVAILABLE) &&
 	       !(READ_ONCE(dest->flags) & IP_VS_DEST_F_OVERLOAD);
 }
 

@@ -353,8 +353,9 @@ unsafe impl Send for DestRef {}
 unsafe impl Sync for DestRef {}
 
 impl DestRef {
-    /// Whether the server takes new connections: weight above zero and not
-    /// overloaded (upper connection threshold reached).
+    /// Whether the server takes new connections: weight above zero, not
+    /// overloaded (upper connection threshold reached), and not deleted from
+    /// its service.
     #[inline]
     pub(crate) fn available(&self) -> bool {
         // SAFETY: The server is live by the type invariant.
