@@ -52,9 +52,11 @@ USAGE:
 
   mhnet rate --target VIP:PORT --source ADDR [--duration-ms N (5000)]
              [--max N] [--parallel K (4)] [--timeout-ms N (2000)]
+             [--interval-ms N (0)]
       Load generator: K workers open short TCP connections from ADDR (any
       port) to VIP:PORT, each reading the server's name and closing with an
-      RST, until N ms have passed or --max connections were started. stdout:
+      RST, until N ms have passed or --max connections were started; with
+      --interval-ms, each worker starts one connection per interval. stdout:
         rate: conns=N errors=E ms=T per_s=R first_error=REASON|none
       Exit 0 if no connection failed, else 1.
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `mhnet rate`: new TCP connections as fast as K workers can open them,
-//! for a bounded time and count (the benchmarks' load generator).
+//! `mhnet rate`: new TCP connections as fast as K workers can open them (or
+//! each worker one per `--interval-ms`), for a bounded time and count (the
+//! benchmarks' load generator, and the soak's steady trickle).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
             "max",
             "parallel",
             "timeout-ms",
+            "interval-ms",
         ],
         &[],
     )?;
@@ -34,6 +36,7 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
     let max: usize = o.num("max", 1_000_000, 1, 100_000_000)?;
     let parallel: usize = o.num("parallel", 4, 1, 256)?;
     let timeout_ms: u64 = o.num("timeout-ms", 2000, 1, 60_000)?;
+    let interval = Duration::from_millis(o.num("interval-ms", 0, 0, 60_000)?);
     if source.is_ipv4() != target.is_ipv4() {
         return Err("--source and --target must be of the same family".into());
     }
@@ -59,7 +62,16 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
         let w = thread::Builder::new()
             .stack_size(128 << 10)
             .spawn(move || {
+                let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    if !interval.is_zero() {
+                        let now = Instant::now();
+                        if next > now {
+                            thread::sleep((next - now).min(deadline - now));
+                            continue;
+                        }
+                        next = now + interval;
+                    }
                     if started.fetch_add(1, Ordering::Relaxed) >= max {
                         break;
                     }

@@ -542,6 +542,68 @@ fn streams_connect_failed() {
     assert_eq!(out.lines(), want);
 }
 
+/// `rate` fields as a map, from its one stdout line.
+fn rate_fields(out: &Out) -> std::collections::HashMap<String, String> {
+    out.stdout
+        .trim()
+        .strip_prefix("rate: ")
+        .unwrap_or_else(|| panic!("not a rate line: {:?}", out.stdout))
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn rate_counts_connections_and_paces_them() {
+    let port = free_port("127.0.0.1");
+    let a = format!("127.0.0.1:{port}");
+    let _s = Server::start(&["--id", "rs1", "--tcp", &a]);
+    let base = ["rate", "--target", &a, "--source", "127.0.0.1"];
+    // Unpaced, bounded by --max.
+    let out = run(
+        &[&base[..], &["--max", "20", "--parallel", "2"]].concat(),
+        "",
+    );
+    let f = rate_fields(&out);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!((f["conns"].as_str(), f["errors"].as_str()), ("20", "0"));
+    assert_eq!(f["first_error"], "none");
+    // Paced: one worker, one connection per 300 ms for 1 s starts at most 4.
+    let paced = [
+        "--parallel",
+        "1",
+        "--interval-ms",
+        "300",
+        "--duration-ms",
+        "1000",
+    ];
+    let out = run(&[&base[..], &paced[..]].concat(), "");
+    let f = rate_fields(&out);
+    let conns: u32 = f["conns"].parse().unwrap();
+    assert!((1..=4).contains(&conns), "{}", out.stdout);
+    // A refused target is counted, with its reason.
+    let dead = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let out = run(
+        &[
+            "rate",
+            "--target",
+            &dead,
+            "--source",
+            "127.0.0.1",
+            "--max",
+            "3",
+        ],
+        "",
+    );
+    let f = rate_fields(&out);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        (f["errors"].as_str(), f["first_error"].as_str()),
+        ("3", "refused")
+    );
+}
+
 #[test]
 fn bad_arguments_exit_2() {
     let tmp = Tmp::new("badargs");
