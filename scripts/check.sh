@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Every test of the project (`make check`): the userspace workspace, the
 # module's build and lints for both kernels, the tests in booted kernels
-# (smoke, statistics, demo, traffic) and the Debian package's.
+# (smoke, statistics, demo, traffic), the Debian package's, and the
+# reliability suite in the debug kernel.
 # Prints PASS/FAIL per step and "N passed, M failed" at the end; exits
 # non-zero if anything failed. MH_CHECK_ONLY="step1 step2" runs a subset.
 source "$(dirname "$0")/lib.sh"
@@ -31,6 +32,19 @@ step() {
 	fi
 	return "$rc"
 }
+
+# The debug kernel takes about 20 minutes to build the first time. It is
+# built in the background from the start, at the lowest CPU priority, so it
+# takes only the CPU time the other steps leave idle (VM tests wait a lot);
+# the debug-kernel step then waits for it (kernel-build.sh locks each
+# kernel), and builds it itself if the background build failed.
+debug_bg=
+if [ -z "${MH_CHECK_ONLY:-}" ] || [[ " $MH_CHECK_ONLY " == *" debug-kernel "* ]] ||
+	[[ " $MH_CHECK_ONLY " == *" reliability "* ]]; then
+	mkdir -p "$MH_CACHE"
+	nice -n 19 scripts/kernel-build.sh debug >"$MH_CACHE/debug-kernel-build.log" 2>&1 &
+	debug_bg=$!
+fi
 
 # Userspace: the Maglev core, mhsim, mhnet.
 cargo_checks() {
@@ -92,7 +106,28 @@ fi
 # The DKMS package: built, linted, installed with apt on a fresh trixie
 # system with Debian's stock kernel, booted, removed and purged.
 step package tests/package/run
+# The debug kernel (clang, KASAN, lockdep with PROVE_RCU, kmemleak, fault
+# injection, panic_on_warn) and the reliability suite in it: hostile
+# configurations, every module allocation failed in turn, a short soak.
+debug_kdir=
+build_debug_kernel() {
+	if [ -n "$debug_bg" ]; then
+		wait "$debug_bg" || {
+			echo "the background build failed (its log, $MH_CACHE/debug-kernel-build.log, ends:)"
+			tail -n 20 "$MH_CACHE/debug-kernel-build.log"
+		}
+		debug_bg=
+	fi
+	debug_kdir=$(scripts/kernel-build.sh debug)
+}
+step debug-kernel build_debug_kernel
+# (With MH_CHECK_ONLY the debug-kernel step may be left out: the suite
+# builds or finds the kernel itself.)
+if [ -n "$debug_kdir" ] || [ -n "${MH_CHECK_ONLY:-}" ]; then
+	step reliability tests/reliability/run
+fi
 
+[ -z "$debug_bg" ] || wait "$debug_bg"
 echo
 [ "${#failures[@]}" = 0 ] || echo "failed: ${failures[*]}"
 echo "check: $passed passed, $failed failed"

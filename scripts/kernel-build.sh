@@ -4,7 +4,10 @@
 # kernel/NAME.config, once, and print the build directory (an O= tree that
 # also holds the installed modules under mods/).
 #
-#   scripts/kernel-build.sh [test]
+#   scripts/kernel-build.sh [test|debug]
+#
+# A fragment can ask for clang ("# mh-build: LLVM=1") and start from another
+# fragment ("# mh-build: include NAME"); the included lines come first.
 #
 # The cache key covers the source package version, the fragment, the recipe
 # number (lib.sh) and the exact compiler/rustc/bindgen versions.
@@ -13,11 +16,25 @@ source "$(dirname "$0")/lib.sh"
 name=${1:-test}
 frag="$MH_REPO/kernel/$name.config"
 [ -f "$frag" ] || die "no config fragment $frag"
+includes=$(sed -n 's/^# mh-build: include \([a-z0-9-]*\)$/\1/p' "$frag")
 src=$("$MH_REPO/scripts/kernel-source.sh")
 root=$(mh_toolchain_root)
 # LLVM=1 fragments ask for clang (KASAN together with Rust needs it).
 llvm=
 grep -q '^# mh-build: LLVM=1' "$frag" && llvm=LLVM=1
+if [ -n "$includes" ]; then
+	# The whole fragment keeps the fragment's file name: the key hashes it.
+	mkdir -p "$MH_CACHE/build"
+	tmp=$(mktemp -d "$MH_CACHE/build/.fragment.XXXXXX")
+	whole="$tmp/$name.config"
+	for inc in $includes; do
+		[ -f "$MH_REPO/kernel/$inc.config" ] || die "$frag includes a missing kernel/$inc.config"
+		cat "$MH_REPO/kernel/$inc.config"
+	done >"$whole"
+	cat "$frag" >>"$whole"
+	frag=$whole
+	trap 'rm -rf "$tmp"' EXIT
+fi
 versions=$(grep -E '^(rustc|rust-src|bindgen|gcc-14|clang-19|lld-19) ' "$root/.mh-versions")
 key=$(mh_hash "$src" "$frag" "recipe $MH_RECIPE_KERNEL" "$versions" "$llvm")
 out="$MH_CACHE/build/$name-$key"
@@ -45,21 +62,12 @@ if [ -f "$out/.mh-ready" ]; then
 	exit 0
 fi
 
-# Start from the newest earlier build of this kernel, if any, or go on with
-# an interrupted one: kbuild rebuilds exactly what the new configuration or
-# toolchain changes (a cold machine builds from scratch).
-if [ ! -d "$out" ]; then
-	prev=$(ls -td "$MH_CACHE/build/$name-"*/.mh-ready 2>/dev/null | head -n 1 || true)
-	if [ -n "$prev" ]; then
-		log "seeding from $(dirname "$prev")"
-		rm -rf "$out.tmp"
-		cp -a "$(dirname "$prev")" "$out.tmp"
-		rm -f "$out.tmp/.mh-ready"
-		mv "$out.tmp" "$out"
-	fi
-fi
+# A cold build, or one interrupted earlier, goes on in place. (A new key
+# starts from scratch: a copy of an earlier tree would not save work, its
+# tools and Rust objects record their absolute paths, so kbuild rebuilds
+# objtool and with it every object.)
 mkdir -p "$out"
-log "building the '$name' kernel in $out (first time: about 15 minutes on 2 cores, once; later runs reuse it)"
+log "building the '$name' kernel in $out (once: about 15 minutes for the test kernel, 20 for the debug one, on 2 cores; later runs reuse it)"
 jobs=$(($(nproc) + 1))
 "$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm \
 	KCONFIG_ALLCONFIG="$frag" allnoconfig >&2

@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: GPL-2.0
+"""What the reliability scripts share, inside the VM: results, commands, the
+kernel log, and new flows compared with the model.
+
+The topology is tests/lib/guest.sh's (client in ns c, director in ns d, real
+servers r1.. at 10.0.2.(10+N) serving port 80); the scripts run in ns d.
+"""
+
+import os
+import subprocess
+
+MHNET = os.environ.get("MHNET", "/tmp/mh-bin/mhnet")
+MHSIM = os.environ.get("MHSIM", "/tmp/mh-bin/mhsim")
+MODULE = "ip_vs_mh_rs"
+VIP = "10.0.1.1"
+CLIENT = "10.0.1.2"
+
+passed = 0
+failed = 0
+
+
+def say(*args):
+    print(*args, flush=True)
+
+
+def check(name, ok, detail=""):
+    """One scenario result line, as tests/lib/guest.sh prints them."""
+    global passed, failed
+    if ok:
+        passed += 1
+        say(f"PASS {name}{' (' + detail + ')' if detail else ''}")
+    else:
+        failed += 1
+        say(f"FAIL {name}{': ' + detail if detail else ''}")
+    return ok
+
+
+def finish():
+    say(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+def run(*cmd, input=None, timeout=120):
+    return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def kmsg_mark():
+    """A position in the kernel log, for kmsg_since."""
+    return len(run("dmesg").stdout.splitlines())
+
+
+def kmsg_since(mark):
+    return run("dmesg").stdout.splitlines()[mark:]
+
+
+def config_text():
+    """The director's configuration, as the model reads it."""
+    return run("ipvsadm", "-Sn").stdout
+
+
+def agree():
+    """Every mh table of the namespace equals the model's (mhsim check)."""
+    r = run(MHSIM, "check", input=config_text())
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    bad = [line for line in lines if not line.startswith("OK ")]
+    return r.returncode == 0, (bad[0] if bad else f"{len(lines)} services agree")
+
+
+class Ports:
+    """Client source ports, each used once, from a block no other traffic of
+    the test uses (the scripts move ns c's ephemeral ports above it)."""
+
+    def __init__(self, first, last):
+        self.next, self.last = first, last
+
+    def take(self, n):
+        if self.next + n - 1 > self.last:
+            raise RuntimeError("out of client source ports")
+        first = self.next
+        self.next += n
+        return range(first, first + n)
+
+
+def flows_follow(config, proto, port, ports, removed=(), size=4093):
+    """New flows from CLIENT:PORTS to VIP:port land where `mhsim lookup` says
+    for CONFIG (ipvsadm -Sn text) and the table SIZE. A flow the model sends
+    to a server in REMOVED must be refused instead: the serving table still
+    names a server IPVS no longer has. Returns (ok, summary)."""
+    path = f"/tmp/mhvm-clients.{os.getpid()}"
+    with open(path, "w") as f:
+        f.write("".join(f"{CLIENT}:{p}\n" for p in ports))
+    got = run("ip", "netns", "exec", "c", MHNET, "probe", "--proto", proto, "--target",
+              f"{VIP}:{port}", "--clients", path, "--parallel", "4").stdout
+    want = run(MHSIM, "lookup", "--size", str(size), "--service", f"{proto}:{VIP}:{port}",
+               "--clients-file", path, "-", input=config).stdout
+    os.unlink(path)
+    model = {}
+    for line in want.splitlines():
+        f = line.split()
+        if len(f) >= 7 and f[1] == "->":
+            model[f[0]] = f[-1]
+    bad, n = [], 0
+    for line in got.splitlines():
+        f = line.split()
+        if len(f) < 2:
+            continue
+        n += 1
+        expect = model.get(f[0])
+        if expect and expect.split(":")[0] in removed:
+            # Refused at once (the module does not choose a deleted
+            # server), not sent to it to hang.
+            if f[1:3] != ["ERROR", "refused"]:
+                bad.append(f"{f[0]} reached {' '.join(f[1:])}, model {expect} (removed)")
+        elif f[1] != expect:
+            bad.append(f"{f[0]} reached {' '.join(f[1:])}, model {expect}")
+    ok = n == len(ports) and not bad
+    return ok, f"{proto} {n} flows, {len(bad)} off" + (f": {bad[0]}" if bad else "")
