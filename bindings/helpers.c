@@ -162,8 +162,12 @@ int mh_rs_register(void)
 	if (ret < 0)
 		return ret;
 	ret = register_ip_vs_scheduler(&mh_rs_scheduler);
-	if (ret < 0)
+	if (ret < 0) {
 		unregister_pernet_subsys(&mh_rs_net_ops);
+		/* IPVS says EINVAL when a scheduler of the same name exists. */
+		if (ret == -EINVAL)
+			ret = -EEXIST;
+	}
 	return ret;
 }
 
