@@ -30,48 +30,17 @@ Leaks are judged by kmemleak in suite.sh, after this script.
 import ctypes
 import errno
 import os
-import socket
-import struct
 import sys
 
-from mhvm import (MODULE, VIP, Ports, agree, check, config_text, finish, flows_follow,
-                  kmsg_mark, kmsg_since, run)
+from mhvm import (MODULE, SET_ADD, SET_ADDDEST, SET_DEL, SET_DELDEST, SET_EDIT, SET_EDITDEST,
+                  VIP, Ipvs, Ports, agree, check, config_text, dest_arg, finish, flows_follow,
+                  kmsg_mark, kmsg_since, run, service_arg)
 
 SERVERS = ["10.0.2.11", "10.0.2.12", "10.0.2.13", "10.0.2.14"]
 DEBUGFS = "/sys/kernel/debug"
 # x86_64 module mapping space (arch/x86/include/asm/pgtable_64_types.h).
 MODULES_AREA = (0xFFFFFFFFA0000000, 0xFFFFFFFFFF000000)
 MAX_STEPS = 400
-
-IP_VS_BASE_CTL = 64 + 1024 + 64
-SET_ADD, SET_EDIT, SET_DEL = IP_VS_BASE_CTL + 2, IP_VS_BASE_CTL + 3, IP_VS_BASE_CTL + 4
-SET_ADDDEST, SET_DELDEST, SET_EDITDEST = (IP_VS_BASE_CTL + 7, IP_VS_BASE_CTL + 8,
-                                          IP_VS_BASE_CTL + 9)
-
-# --- IPVS through its socket options (IPv4, TCP, NAT), like ipvsadm -----------
-
-def service_arg(port, sched="mh"):
-    return struct.pack("=H2x4sH2xI16sIII", socket.IPPROTO_TCP, socket.inet_aton(VIP),
-                       socket.htons(port), 0, sched.encode(), 0, 0, 0xFFFFFFFF)
-
-
-def dest_arg(addr, weight, port=80):
-    return struct.pack("=4sH2xIiII", socket.inet_aton(addr), socket.htons(port), 0,
-                       weight, 0, 0)
-
-
-class Ipvs:
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-
-    def set(self, cmd, arg):
-        """Returns 0 or the errno of the socket option."""
-        try:
-            self.sock.setsockopt(socket.IPPROTO_IP, cmd, arg)
-            return 0
-        except OSError as e:
-            return e.errno
-
 
 IPVS = None
 
@@ -89,8 +58,7 @@ def set_range(start, end):
 
 
 def setup_faults():
-    if not os.path.isdir(f"{DEBUGFS}/failslab"):
-        run("mount", "-t", "debugfs", "none", DEBUGFS)
+    """suite.sh has mounted debugfs."""
     for attr in ("failslab", "fail_page_alloc"):
         d = f"{DEBUGFS}/{attr}"
         write(f"{d}/ignore-gfp-wait", "N")

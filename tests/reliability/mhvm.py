@@ -7,6 +7,8 @@ servers r1.. at 10.0.2.(10+N) serving port 80); the scripts run in ns d.
 """
 
 import os
+import socket
+import struct
 import subprocess
 
 MHNET = os.environ.get("MHNET", "/tmp/mh-bin/mhnet")
@@ -42,6 +44,42 @@ def finish():
 
 def run(*cmd, input=None, timeout=120):
     return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+
+
+# --- IPVS through its socket options (IPv4, NAT), as ipvsadm's older interface.
+# The same kernel functions as the netlink one (ip_vs_add_dest and so on),
+# without a process and a generic netlink family lookup per change.
+
+IP_VS_BASE_CTL = 64 + 1024 + 64
+SET_ADD, SET_EDIT, SET_DEL = IP_VS_BASE_CTL + 2, IP_VS_BASE_CTL + 3, IP_VS_BASE_CTL + 4
+SET_ADDDEST, SET_DELDEST, SET_EDITDEST = (IP_VS_BASE_CTL + 7, IP_VS_BASE_CTL + 8,
+                                          IP_VS_BASE_CTL + 9)
+PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
+
+
+def service_arg(port, sched="mh", proto="tcp"):
+    """struct ip_vs_service_user for VIP:port."""
+    return struct.pack("=H2x4sH2xI16sIII", PROTOCOLS[proto], socket.inet_aton(VIP),
+                       socket.htons(port), 0, sched.encode(), 0, 0, 0xFFFFFFFF)
+
+
+def dest_arg(addr, weight, port=80):
+    """struct ip_vs_dest_user, masquerading."""
+    return struct.pack("=4sH2xIiII", socket.inet_aton(addr), socket.htons(port), 0,
+                       weight, 0, 0)
+
+
+class Ipvs:
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+
+    def set(self, cmd, arg):
+        """Returns 0 or the errno of the socket option."""
+        try:
+            self.sock.setsockopt(socket.IPPROTO_IP, cmd, arg)
+            return 0
+        except OSError as e:
+            return e.errno
 
 
 def kmsg_mark():

@@ -14,15 +14,18 @@ with the next size. In each segment:
     change), r5..r8 come and go; extra mh services come and go;
   - long TCP streams (mhnet streams) run through the whole segment, and
     short TCP connections (mhnet rate) are opened all the time;
-  - churn bursts feed `ipvsadm -R` batches of server adds, deletes and
-    weight edits and service adds and deletes, as fast as the VM allows
+  - churn bursts make server adds, deletes and weight edits and service
+    adds and deletes, one IPVS socket option call each (the kernel functions
+    ipvsadm's netlink commands reach; ipvsadm itself spends most of a change
+    in user space and generic netlink under TCG), as fast as the VM allows
     (the rate is reported, see MIN_RATE);
   - after each burst, with the configuration then in force: every mh table
     agrees with the model (mhsim check), and new TCP and UDP flows land
     where the model says.
 At the end of a segment every stream on a server that was never removed
-is intact, and no short connection failed but those the module refused. Kernel reports (KASAN, lockdep,
-RCU, WARN) are judged by the VM runner, leaks by suite.sh with kmemleak.
+is intact, and no short connection failed but those the module refused.
+Kernel reports (KASAN, lockdep, RCU, WARN) are judged by the VM runner,
+leaks by suite.sh with kmemleak.
 """
 
 import os
@@ -31,13 +34,15 @@ import subprocess
 import sys
 import time
 
-from mhvm import (CLIENT, MHNET, MODULE, VIP, Ports, agree, check, config_text, finish,
-                  flows_follow, kmsg_mark, kmsg_since, run, say)
+from mhvm import (CLIENT, MHNET, MODULE, SET_ADD, SET_ADDDEST, SET_DEL, SET_DELDEST,
+                  SET_EDITDEST, VIP, Ipvs, Ports, agree, check, config_text, dest_arg, finish,
+                  flows_follow, kmsg_mark, kmsg_since, run, say, service_arg)
 
 STABLE = [f"10.0.2.{10 + i}" for i in range(1, 5)]
 CHURN = [f"10.0.2.{10 + i}" for i in range(5, 9)]
 EXTRA_PORTS = list(range(81, 89))
 DRAIN_PORT = 90
+PROTO = {"t": "tcp", "u": "udp"}
 SIZES = [4093, 251, 1021, 8191, 65521]
 # The churn runs as fast as the VM allows. Under TCG in the debug kernel
 # that is below 50 changes/s (KASAN and lockdep slow every IPVS change), so
@@ -46,8 +51,7 @@ SIZES = [4093, 251, 1021, 8191, 65521]
 # 65521-slot rebuild alone is long).
 MIN_RATE = int(os.environ.get("MH_SOAK_MIN_RATE", "0"))
 RATE_UP_TO = 8191
-BURST_S = 3.0
-BATCH = 50
+BURST_S = 5.0
 STREAMS = 16
 OUT = "/tmp/soak"
 
@@ -77,37 +81,43 @@ class Churn:
         return lines
 
     def one(self):
-        """One change, as an ipvsadm -R line (or three, for a new service)."""
+        """One change (or three, for a new service), as (what, socket
+        option, argument) in the words of ipvsadm."""
         r = self.rng.random()
         key = self.rng.choice(self.MAIN)
         servers = self.main[key]
-        svc = f"-{key[0]} {VIP}:{key[1]}"
+        proto = PROTO[key[0]]
+        svc = service_arg(key[1], proto=proto)
+        what = f"-{key[0]} {VIP}:{key[1]}"
         if r < 0.40:
             a = self.rng.choice(sorted(servers))
             w = self.rng.randint(1 if a == STABLE[0] else 0, 5)
             servers[a] = w
-            return [f"-e {svc} -r {a}:80 -m -w {w}"]
+            return [(f"-e {what} -r {a}:80 -w {w}", SET_EDITDEST, svc + dest_arg(a, w))]
         if r < 0.85:
             absent = [a for a in CHURN if a not in servers]
             present = [a for a in CHURN if a in servers]
             if absent and (not present or self.rng.random() < 0.5):
                 a = self.rng.choice(absent)
-                servers[a] = self.rng.randint(0, 5)
-                return [f"-a {svc} -r {a}:80 -m -w {servers[a]}"]
+                w = servers[a] = self.rng.randint(0, 5)
+                return [(f"-a {what} -r {a}:80 -w {w}", SET_ADDDEST, svc + dest_arg(a, w))]
             a = self.rng.choice(present)
             if key[1] == DRAIN_PORT:
                 servers[a] = 0
-                return [f"-e {svc} -r {a}:80 -m -w 0"]
+                return [(f"-e {what} -r {a}:80 -w 0", SET_EDITDEST, svc + dest_arg(a, 0))]
             del servers[a]
-            return [f"-d {svc} -r {a}:80"]
+            return [(f"-d {what} -r {a}:80", SET_DELDEST, svc + dest_arg(a, 0))]
         port = self.rng.choice(EXTRA_PORTS)
+        svc = service_arg(port)
         if port in self.extra:
             del self.extra[port]
-            return [f"-D -t {VIP}:{port}"]
+            return [(f"-D -t {VIP}:{port}", SET_DEL, svc)]
         self.extra[port] = True
-        return [f"-A -t {VIP}:{port} -s mh",
-                f"-a -t {VIP}:{port} -r {CHURN[0]}:80 -m -w 2",
-                f"-a -t {VIP}:{port} -r {STABLE[1]}:80 -m -w 3"]
+        return [(f"-A -t {VIP}:{port} -s mh", SET_ADD, svc),
+                (f"-a -t {VIP}:{port} -r {CHURN[0]}:80 -w 2", SET_ADDDEST,
+                 svc + dest_arg(CHURN[0], 2)),
+                (f"-a -t {VIP}:{port} -r {STABLE[1]}:80 -w 3", SET_ADDDEST,
+                 svc + dest_arg(STABLE[1], 3))]
 
 
 def restore(lines):
@@ -183,10 +193,12 @@ def segment(no, size, seconds, rng, ports):
     if not check(f"segment {no}: mh services TCP and UDP {VIP}:80, TCP {VIP}:{DRAIN_PORT}, "
                  "with r1..r4", ok, why):
         return
+    ipvs = Ipvs()
     refused_before = refusals(DRAIN_PORT)
     streams, rate, stop = start_background(tag, seconds)
     deadline = time.monotonic() + seconds
     rounds = changes = 0
+    cost, count = {}, {}
     burst_time = 0.0
     bad_rounds = []
     mark = kmsg_mark()
@@ -195,15 +207,19 @@ def segment(no, size, seconds, rng, ports):
             break
         rounds += 1
         start = time.monotonic()
-        while time.monotonic() - start < BURST_S:
-            lines = []
-            for _ in range(BATCH):
-                lines += churn.one()
-            ok, why = restore(lines)
-            changes += len(lines)
-            if not ok:
-                bad_rounds.append(f"round {rounds}: ipvsadm -R: {why}")
-                break
+        failed = None
+        while failed is None and time.monotonic() - start < BURST_S:
+            for what, cmd, arg in churn.one():
+                t = time.monotonic()
+                err = ipvs.set(cmd, arg)
+                kind = what.split()[0]
+                cost[kind] = cost.get(kind, 0.0) + time.monotonic() - t
+                count[kind] = count.get(kind, 0) + 1
+                changes += 1
+                if err:
+                    failed = f"round {rounds}: {what}: {os.strerror(err)}"
+                    bad_rounds.append(failed)
+                    break
         burst_time += time.monotonic() - start
         config = config_text()
         ok, why = agree()
@@ -217,7 +233,8 @@ def segment(no, size, seconds, rng, ports):
     check(f"segment {no}: {rounds} churn bursts, every table and every new TCP/UDP flow "
           "as the model says after each", rounds > 0 and not bad_rounds,
           "; ".join(bad_rounds[:3]) if bad_rounds else f"{rounds} rounds")
-    figure = f"{changes} changes in {burst_time:.1f} s of bursts, {rate_s:.0f}/s"
+    figure = (f"{changes} changes in {burst_time:.1f} s of bursts, {rate_s:.0f}/s; ms per change: "
+              + ", ".join(f"{k} {1000 * cost[k] / count[k]:.0f} ({count[k]})" for k in sorted(count)))
     if MIN_RATE and size <= RATE_UP_TO:
         check(f"segment {no}: churn at {MIN_RATE} changes/s or more", rate_s >= MIN_RATE, figure)
     else:
