@@ -58,7 +58,10 @@ def set_range(start, end):
 
 
 def setup_faults():
-    """suite.sh has mounted debugfs."""
+    # `ip netns exec` gives this process its own /sys, without the debugfs
+    # suite.sh mounted.
+    if not os.path.isdir(f"{DEBUGFS}/failslab"):
+        run("mount", "-t", "debugfs", "none", DEBUGFS)
     for attr in ("failslab", "fail_page_alloc"):
         d = f"{DEBUGFS}/{attr}"
         write(f"{d}/ignore-gfp-wait", "N")

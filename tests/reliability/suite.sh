@@ -78,17 +78,29 @@ no_leaks() {
 	echo clear >"$kmemleak"
 }
 
+# ended PART STATUS FAILED_BEFORE: a part's script that exits non-zero
+# without having reported a failure died (an exception, a crash): that is a
+# failure too, not a part with nothing to say.
+ended() {
+	if [ "$2" != 0 ] && [ "$mh_failed" = "$3" ]; then
+		fail "$1: the script ran to its end (it exited with status $2 and reported no failure)"
+	fi
+}
+
 for part in "${parts[@]}"; do
 	echo "== $part"
 	start=$SECONDS
+	failed_before=$mh_failed
 	case "$part" in
 	hostile)
 		"$here/hostile.sh" | tally
+		ended "$part" "${PIPESTATUS[0]}" "$failed_before"
 		;;
 	faults)
 		topo_up 4
 		serve_all 80 4
 		director_run faults.py | tally
+		ended "$part" "${PIPESTATUS[0]}" "$failed_before"
 		;;
 	soak)
 		topo_up 8
@@ -97,6 +109,7 @@ for part in "${parts[@]}"; do
 		# streams' fixed source ports.
 		ip netns exec c sysctl -qw net.ipv4.ip_local_port_range="50000 60999"
 		director_run soak.py "$soak_s" "$segments" "$seed" | tally
+		ended "$part" "${PIPESTATUS[0]}" "$failed_before"
 		;;
 	esac
 	no_leaks "$part"
