@@ -159,27 +159,62 @@ fn inputs_digest(infos: &[DestInfo]) -> u64 {
     h
 }
 
-/// Builds the table of `servers`, with scratch memory from the kernel's
-/// allocators (the core allocates nothing).
+/// Memory a rebuild works in, kept from one rebuild to the next: the server
+/// snapshot, the core's input and its scratch arrays. IPVS makes its control
+/// path changes one at a time, under its configuration mutex, so one
+/// workspace serves every service (of every namespace); the lock around it
+/// is never contended. It grows to the largest service built, is released
+/// when a rebuild fails (memory is short) and when the module unloads.
+///
+/// Without it a rebuild made ten allocations; now it makes four (the table,
+/// its server references and records, and their node), which matters where
+/// allocations are slow (KASAN, kmemleak).
+pub(crate) struct Workspace {
+    infos: KVec<DestInfo>,
+    servers: KVVec<maglev::Server>,
+    bitmap: KVVec<u64>,
+    setup: KVVec<maglev::DestSetup>,
+    order: KVVec<u16>,
+}
+
+impl Workspace {
+    /// An empty workspace: no memory until the first rebuild.
+    pub(crate) const fn new() -> Self {
+        Workspace {
+            infos: KVec::new(),
+            servers: KVVec::new(),
+            bitmap: KVVec::new(),
+            setup: KVVec::new(),
+            order: KVVec::new(),
+        }
+    }
+}
+
+/// Builds the table of `servers` (the core allocates nothing: its scratch
+/// arrays come from the workspace).
 fn build_table(
     size: TableSize,
     servers: &[maglev::Server],
     order: Order,
+    bitmap: &mut KVVec<u64>,
+    setup: &mut KVVec<maglev::DestSetup>,
+    scratch_order: &mut KVVec<u16>,
 ) -> Result<(KVVec<u16>, maglev::BuildStats)> {
     let n = servers.len();
+    // Shrinking keeps the capacity; only growth allocates.
+    bitmap.resize(size.bitmap_words(), 0, GFP_KERNEL)?;
+    setup.resize(n, maglev::DestSetup::default(), GFP_KERNEL)?;
+    scratch_order.resize(n, 0, GFP_KERNEL)?;
     let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
-    let mut bitmap = KVVec::from_elem(0u64, size.bitmap_words(), GFP_KERNEL)?;
-    let mut setup = KVVec::from_elem(maglev::DestSetup::default(), n, GFP_KERNEL)?;
-    let mut scratch_order = KVVec::from_elem(0u16, n, GFP_KERNEL)?;
     let stats = maglev::build_table(
         size,
         servers,
         order,
         &mut slots,
         maglev::Scratch {
-            bitmap: &mut bitmap,
-            setup: &mut setup,
-            order: &mut scratch_order,
+            bitmap,
+            setup,
+            order: scratch_order,
         },
     )
     .map_err(|_| EINVAL)?;
@@ -190,9 +225,25 @@ impl MhService {
     /// Builds a table for the service's current servers and publishes it.
     /// On error nothing changes: the previous table keeps serving.
     fn rebuild(&self, svc: &Service<'_>) -> Result {
-        let mut infos = KVec::new();
-        svc.dests(&mut infos)?;
-        let digest = inputs_digest(&infos);
+        bindings::with_workspace(|work| {
+            let result = self.rebuild_in(svc, work);
+            if result.is_err() {
+                *work = Workspace::new();
+            }
+            result
+        })
+    }
+
+    fn rebuild_in(&self, svc: &Service<'_>, work: &mut Workspace) -> Result {
+        let Workspace {
+            infos,
+            servers,
+            bitmap,
+            setup,
+            order,
+        } = work;
+        svc.dests(infos)?;
+        let digest = inputs_digest(infos);
         if digest == self.built_from.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -210,7 +261,8 @@ impl MhService {
         }
 
         let ipv6 = svc.is_ipv6();
-        let mut servers = KVVec::with_capacity(n, GFP_KERNEL)?;
+        servers.clear();
+        servers.reserve(n, GFP_KERNEL)?;
         for info in infos.iter() {
             servers.push(
                 maglev::Server {
@@ -221,16 +273,14 @@ impl MhService {
                 GFP_KERNEL,
             )?;
         }
-        let (slots, stats) = build_table(self.size, &servers, self.order)?;
+        let (slots, stats) = build_table(self.size, servers, self.order, bitmap, setup, order)?;
 
         let new = if n == 0 {
             None
         } else {
-            let mut counts = KVVec::from_elem(0u32, n, GFP_KERNEL)?;
-            maglev::count_slots(&slots, &mut counts);
             let mut dests = KVec::with_capacity(n, GFP_KERNEL)?;
             let mut records = KVec::with_capacity(n, GFP_KERNEL)?;
-            for (info, &count) in infos.iter().zip(counts.iter()) {
+            for info in infos.iter() {
                 dests.push(info.hold()?, GFP_KERNEL)?;
                 records.push(
                     ServerRecord {
@@ -238,10 +288,16 @@ impl MhService {
                         ipv6: info.is_ipv6(),
                         port: info.port(),
                         weight: info.weight(),
-                        slots: count,
+                        slots: 0,
                     },
                     GFP_KERNEL,
                 )?;
+            }
+            for &i in slots.iter() {
+                if let Some(record) = records.get_mut(usize::from(i)) {
+                    // At most M slots: never saturates.
+                    record.slots = record.slots.saturating_add(1);
+                }
             }
             Some(RcuBox::new(
                 MhTable {
@@ -541,9 +597,11 @@ mod tests {
         }
     }
 
-    /// Tables built in the kernel equal the pinned known answers.
+    /// Tables built in the kernel equal the pinned known answers, with one
+    /// set of scratch arrays reused across sizes, as the workspace is.
     #[test]
     fn known_answers() -> Result {
+        let (mut bitmap, mut setup, mut order) = (KVVec::new(), KVVec::new(), KVVec::new());
         for ka in maglev::KNOWN_ANSWERS.iter() {
             let size = TableSize::new(ka.size).ok_or(EINVAL)?;
             let n = ka.len();
@@ -551,7 +609,14 @@ mod tests {
             for i in 0..n {
                 servers.push(ka.server(i).ok_or(EINVAL)?, GFP_KERNEL)?;
             }
-            let (slots, stats) = super::build_table(size, &servers, ka.order)?;
+            let (slots, stats) = super::build_table(
+                size,
+                &servers,
+                ka.order,
+                &mut bitmap,
+                &mut setup,
+                &mut order,
+            )?;
             assert_eq!(stats, ka.stats);
             assert_eq!(maglev::table_fingerprint(&slots), ka.fingerprint);
             assert_eq!(&slots[..8], &ka.first[..]);

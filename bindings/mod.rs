@@ -118,8 +118,24 @@ pub(crate) trait Callbacks {
 /// The module's implementation of [`Callbacks`].
 type Impl = crate::MhScheduler;
 
+kernel::sync::global_lock! {
+    // SAFETY: `register()` initialises it, once per load of the module and
+    // before IPVS can call a callback, the only code that locks it.
+    unsafe(uninit) static WORKSPACE: Mutex<crate::Workspace> = crate::Workspace::new();
+}
+
+/// Runs `f` with the rebuilds' workspace (see [`crate::Workspace`]).
+/// Control path only, after [`register()`].
+pub(crate) fn with_workspace<R>(f: impl FnOnce(&mut crate::Workspace) -> R) -> R {
+    let mut work = WORKSPACE.lock();
+    f(&mut work)
+}
+
 /// Registers the scheduler `mh` with IPVS.
 pub(crate) fn register() -> Result {
+    // SAFETY: Module init calls `register()` once per load (the static is
+    // new with each load), before the scheduler exists.
+    unsafe { WORKSPACE.init() };
     // SAFETY: Plain FFI call; the scheduler object is a static in helpers.c.
     let ret = unsafe { raw::mh_rs_register() };
     if ret < 0 {
@@ -142,6 +158,9 @@ pub(crate) fn unregister() {
     unsafe { raw::mh_rs_unregister() };
     // SAFETY: Plain FFI call, process context.
     unsafe { raw::rcu_barrier() };
+    // No callback can run any more: release the workspace's memory (a static
+    // is not dropped when the module unloads).
+    *WORKSPACE.lock() = crate::Workspace::new();
 }
 
 /// A virtual service, borrowed for the duration of a callback.
@@ -297,6 +316,12 @@ impl kernel::fmt::Display for ServiceName {
 /// One real server as IPVS lists it: a snapshot taken on the control path.
 #[repr(transparent)]
 pub(crate) struct DestInfo(raw::mh_rs_dest_info);
+
+// SAFETY: A snapshot of plain values. Its server pointer is only followed by
+// `hold()`, on the control path under the IPVS mutex, from whichever thread
+// holds it; the workspace keeps snapshots between rebuilds but `dests()`
+// clears them before each use.
+unsafe impl Send for DestInfo {}
 
 impl DestInfo {
     /// The server's address bytes (network order; IPv4 in the first four).
