@@ -175,6 +175,8 @@ pub(crate) struct Workspace {
     bitmap: KVVec<u64>,
     setup: KVVec<maglev::DestSetup>,
     order: KVVec<u16>,
+    /// Slots per server of the new table, for its records.
+    counts: KVVec<u32>,
 }
 
 impl Workspace {
@@ -186,6 +188,7 @@ impl Workspace {
             bitmap: KVVec::new(),
             setup: KVVec::new(),
             order: KVVec::new(),
+            counts: KVVec::new(),
         }
     }
 }
@@ -241,6 +244,7 @@ impl MhService {
             bitmap,
             setup,
             order,
+            counts,
         } = work;
         svc.dests(infos)?;
         let digest = inputs_digest(infos);
@@ -278,9 +282,11 @@ impl MhService {
         let new = if n == 0 {
             None
         } else {
+            counts.resize(n, 0, GFP_KERNEL)?;
+            maglev::count_slots(&slots, counts);
             let mut dests = KVec::with_capacity(n, GFP_KERNEL)?;
             let mut records = KVec::with_capacity(n, GFP_KERNEL)?;
-            for info in infos.iter() {
+            for (info, &count) in infos.iter().zip(counts.iter()) {
                 dests.push(info.hold()?, GFP_KERNEL)?;
                 records.push(
                     ServerRecord {
@@ -288,16 +294,10 @@ impl MhService {
                         ipv6: info.is_ipv6(),
                         port: info.port(),
                         weight: info.weight(),
-                        slots: 0,
+                        slots: count,
                     },
                     GFP_KERNEL,
                 )?;
-            }
-            for &i in slots.iter() {
-                if let Some(record) = records.get_mut(usize::from(i)) {
-                    // At most M slots: never saturates.
-                    record.slots = record.slots.saturating_add(1);
-                }
             }
             Some(RcuBox::new(
                 MhTable {
