@@ -78,29 +78,29 @@ no_leaks() {
 	echo clear >"$kmemleak"
 }
 
-# ended PART STATUS FAILED_BEFORE: a part's script that exits non-zero
-# without having reported a failure died (an exception, a crash): that is a
-# failure too, not a part with nothing to say.
-ended() {
-	if [ "$2" != 0 ] && [ "$mh_failed" = "$3" ]; then
-		fail "$1: the script ran to its end (it exited with status $2 and reported no failure)"
+# counted CMD...: runs CMD, counting its PASS and FAIL lines. CMD exiting
+# non-zero without having reported a failure died (an exception, a crash):
+# that is a failure too, not a part with nothing to say.
+counted() {
+	local before=$mh_failed status
+	"$@" | tally
+	status=${PIPESTATUS[0]}
+	if [ "$status" != 0 ] && [ "$mh_failed" = "$before" ]; then
+		fail "$part: the script ran to its end (it exited with status $status and reported no failure)"
 	fi
 }
 
 for part in "${parts[@]}"; do
 	echo "== $part"
 	start=$SECONDS
-	failed_before=$mh_failed
 	case "$part" in
 	hostile)
-		"$here/hostile.sh" | tally
-		ended "$part" "${PIPESTATUS[0]}" "$failed_before"
+		counted "$here/hostile.sh"
 		;;
 	faults)
 		topo_up 4
 		serve_all 80 4
-		director_run faults.py | tally
-		ended "$part" "${PIPESTATUS[0]}" "$failed_before"
+		counted director_run faults.py
 		;;
 	soak)
 		topo_up 8
@@ -108,8 +108,7 @@ for part in "${parts[@]}"; do
 		# Short connections take ephemeral ports above the probes' and the
 		# streams' fixed source ports.
 		ip netns exec c sysctl -qw net.ipv4.ip_local_port_range="50000 60999"
-		director_run soak.py "$soak_s" "$segments" "$seed" | tally
-		ended "$part" "${PIPESTATUS[0]}" "$failed_before"
+		counted director_run soak.py "$soak_s" "$segments" "$seed"
 		;;
 	esac
 	no_leaks "$part"
