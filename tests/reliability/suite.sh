@@ -80,7 +80,8 @@ no_leaks() {
 
 # counted CMD...: runs CMD, counting its PASS and FAIL lines. CMD exiting
 # non-zero without having reported a failure died (an exception, a crash):
-# that is a failure too, not a part with nothing to say.
+# that is a failure too, not a part with nothing to say. The failure names
+# the part being run ($part).
 counted() {
 	local before=$mh_failed status
 	"$@" | tally
