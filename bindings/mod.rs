@@ -158,6 +158,8 @@ pub(crate) fn unregister() {
     unsafe { raw::mh_rs_unregister() };
     // SAFETY: Plain FFI call, process context.
     unsafe { raw::rcu_barrier() };
+    #[cfg(mh_rs_test_hooks)]
+    test_hooks::barrier();
     // No callback can run any more: release the workspace's memory (a static
     // is not dropped when the module unloads).
     *WORKSPACE.lock() = crate::Workspace::new();
@@ -432,7 +434,45 @@ pub(crate) struct RcuBox<T> {
 #[repr(C)]
 struct RcuNode<T> {
     head: Opaque<raw::callback_head>,
+    /// Test builds: grace periods the callback still waits before freeing.
+    #[cfg(mh_rs_test_hooks)]
+    delays: u32,
     value: T,
+}
+
+/// Test-only code (`MH_RS_TEST_HOOKS=1`, see Kbuild): the module's RCU
+/// callbacks wait several grace periods instead of one, so that whatever
+/// depends on their order relative to IPVS's own callbacks shows up
+/// dependably instead of as a rare race (tests/reliability/netns.sh).
+#[cfg(mh_rs_test_hooks)]
+mod test_hooks {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Grace periods each callback of the module is delayed by.
+    pub(super) const DELAY_GRACE_PERIODS: u32 = 8;
+
+    /// Retired nodes whose callback has not freed them yet.
+    pub(super) static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+    /// Counts a retired node.
+    pub(super) fn retired() {
+        PENDING.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a node freed.
+    pub(super) fn freed() {
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Waits until every retired node is freed: `rcu_barrier()` does not
+    /// wait for callbacks queued again by the callbacks it waited for, so it
+    /// is repeated; each pass moves every node one delay on, so this ends
+    /// after `DELAY_GRACE_PERIODS` passes at most.
+    pub(super) fn barrier() {
+        while PENDING.load(Ordering::Relaxed) != 0 {
+            kernel::sync::rcu::rcu_barrier();
+        }
+    }
 }
 
 // SAFETY: `RcuBox<T>` owns a `T`; sending it sends the `T`.
@@ -446,6 +486,8 @@ impl<T> RcuBox<T> {
         let node = KBox::new(
             RcuNode {
                 head: Opaque::uninit(),
+                #[cfg(mh_rs_test_hooks)]
+                delays: test_hooks::DELAY_GRACE_PERIODS,
                 value,
             },
             flags,
@@ -475,11 +517,26 @@ impl<T> RcuBox<T> {
         unsafe extern "C" fn free<T>(head: *mut raw::callback_head) {
             // `head` is the first field of a `#[repr(C)]` `RcuNode<T>`.
             let node = head.cast::<RcuNode<T>>();
+            #[cfg(mh_rs_test_hooks)]
+            {
+                // SAFETY: The callback owns the node until it frees it.
+                let delays = unsafe { &mut (*node).delays };
+                if *delays > 0 {
+                    *delays -= 1;
+                    // SAFETY: The head is ours again now that its callback
+                    // runs; queue it once more, for the next grace period.
+                    unsafe { raw::call_rcu(head, Some(free::<T>)) };
+                    return;
+                }
+                test_hooks::freed();
+            }
             // SAFETY: `retire` passed the head of a node leaked from a
             // `KBox`, and RCU calls this once, after the grace period.
             drop(unsafe { KBox::from_raw(node) });
         }
         let node = self.into_raw();
+        #[cfg(mh_rs_test_hooks)]
+        test_hooks::retired();
         // SAFETY: `node` is valid and owned (type invariant); `call_rcu` takes
         // ownership of its head until the callback runs. `unregister()` waits
         // for all callbacks before the module goes away.

@@ -101,6 +101,10 @@ if [ -n "$deb_dir" ]; then
 	}
 	step debian-boot debian_boot
 	step debian-module-smoke tests/vm/run --kernel debian -- tests/module/smoke.sh
+	# Namespaces deleted with mh services configured, in Debian's kernel
+	# (PREEMPT_RCU, RCU_LAZY); the module's RCU callbacks delayed by its
+	# test hooks, so that a late reference drop cannot hide in a race.
+	step debian-netns tests/vm/run --kernel debian --test-hooks -- tests/reliability/netns.sh 30
 fi
 
 # The DKMS package: built, linted, installed with apt on a fresh trixie

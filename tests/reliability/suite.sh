@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # The reliability suite inside the debug VM (started by tests/reliability/run):
 #
-#   suite.sh [--soak-s S] [--segments K] [--seed N] [--min-rate R] [PART...]
+#   suite.sh [--soak-s S] [--segments K] [--seed N] [--min-rate R]
+#            [--netns-rounds N] [PART...]
 #
-# PARTs, in this order by default: hostile, faults, soak. Then, after every
+# PARTs, in this order by default: hostile, faults, netns, soak. Then, after every
 # part: the module is unloaded and kmemleak must find no leak from IPVS or
 # the module. Kernel reports (KASAN, lockdep, RCU, WARN with panic_on_warn)
 # end or fail the run through the VM runner.
@@ -13,18 +14,19 @@ export LC_ALL=C
 shopt -s lastpipe
 here=$(cd "$(dirname "$0")" && pwd)
 
-soak_s=60 segments=2 seed=1 min_rate=0 parts=()
+soak_s=60 segments=2 seed=1 min_rate=0 netns_rounds=20 parts=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--soak-s) soak_s=$2; shift 2 ;;
 	--segments) segments=$2; shift 2 ;;
 	--seed) seed=$2; shift 2 ;;
 	--min-rate) min_rate=$2; shift 2 ;;
-	hostile | faults | soak) parts+=("$1"); shift ;;
+	--netns-rounds) netns_rounds=$2; shift 2 ;;
+	hostile | faults | netns | soak) parts+=("$1"); shift ;;
 	*) echo "suite.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(hostile faults soak)
+[ ${#parts[@]} -gt 0 ] || parts=(hostile faults netns soak)
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 kmemleak=/sys/kernel/debug/kmemleak
@@ -97,6 +99,9 @@ for part in "${parts[@]}"; do
 	case "$part" in
 	hostile)
 		counted "$here/hostile.sh"
+		;;
+	netns)
+		counted "$here/netns.sh" "$netns_rounds"
 		;;
 	faults)
 		topo_up 4
