@@ -36,8 +36,8 @@ pub mod maglev;
 mod bindings;
 
 use bindings::{
-    AddrText, Counter, DestInfo, DestRef, Flow, PerCpuCounters, RcuBox, RcuPtr, SeqFile, Service,
-    ServiceName,
+    AddrText, Counter, Dest, DestInfo, DestRefs, Flow, PerCpuCounters, RcuBox, RcuPtr, SeqFile,
+    Service, ServiceName, Unpublish,
 };
 use maglev::{Addr, Order, TableSize};
 
@@ -66,10 +66,11 @@ struct MhTable {
     slots: KVVec<u16>,
     /// The servers in the order the table was built from.
     ///
-    /// INVARIANT: holds a reference on every server a slot can name, so the
-    /// table never points to a freed `ip_vs_dest`; the references go when the
-    /// table is freed, after an RCU grace period.
-    dests: KVec<DestRef>,
+    /// INVARIANT: holds a reference on every server a slot can name while
+    /// the table is published, so the table never points to a freed
+    /// `ip_vs_dest`; the references go back when the table is unpublished
+    /// (see [`DestRefs::release`]).
+    dests: DestRefs,
     /// What `/proc/net/ip_vs_mh` shows of each server, by index.
     records: KVec<ServerRecord>,
 }
@@ -80,8 +81,14 @@ impl MhTable {
     fn bytes(&self) -> usize {
         RcuBox::<MhTable>::alloc_bytes()
             + self.slots.capacity() * core::mem::size_of::<u16>()
-            + self.dests.capacity() * core::mem::size_of::<DestRef>()
+            + self.dests.bytes()
             + self.records.capacity() * core::mem::size_of::<ServerRecord>()
+    }
+}
+
+impl Unpublish for MhTable {
+    fn unpublished(&self) {
+        self.dests.release();
     }
 }
 
@@ -116,6 +123,16 @@ struct MhService {
     built_from: AtomicU64,
     /// Set after a failed rebuild, so that failures are logged once.
     failing: AtomicBool,
+}
+
+impl Unpublish for MhService {
+    /// The service stops using the scheduler: its table goes, with its
+    /// references on the real servers.
+    fn unpublished(&self) {
+        if let Some(table) = self.table.replace(None) {
+            table.retire();
+        }
+    }
 }
 
 /// The valid `table_size` values, for messages.
@@ -284,10 +301,10 @@ impl MhService {
         } else {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
-            let mut dests = KVec::with_capacity(n, GFP_KERNEL)?;
+            let mut dests = DestRefs::with_capacity(n)?;
             let mut records = KVec::with_capacity(n, GFP_KERNEL)?;
             for (info, &count) in infos.iter().zip(counts.iter()) {
-                dests.push(info.hold()?, GFP_KERNEL)?;
+                dests.push(info)?;
                 records.push(
                     ServerRecord {
                         addr: info.addr(),
@@ -428,7 +445,7 @@ fn moved_slots(old: Option<&MhTable>, new: Option<&MhTable>, m: usize) -> usize 
     let owner = |t: Option<&MhTable>, i: usize| -> Option<usize> {
         let t = t?;
         let idx = *t.slots.get(i)?;
-        t.dests.get(usize::from(idx)).map(DestRef::identity)
+        t.dests.get(usize::from(idx)).map(|d| d.identity())
     };
     (0..m).filter(|&i| owner(old, i) != owner(new, i)).count()
 }
@@ -485,14 +502,14 @@ impl bindings::Callbacks for MhScheduler {
         state: &'a MhService,
         flow: &Flow,
         guard: &'a rcu::Guard,
-    ) -> Option<&'a DestRef> {
+    ) -> Option<Dest<'a>> {
         let dest = state.table.get(guard).and_then(|table| {
             let addr = hash_addr(svc.is_ipv6(), flow.addr());
             let usable = |i: u16| {
                 table
                     .dests
                     .get(usize::from(i))
-                    .is_some_and(DestRef::available)
+                    .is_some_and(|d| d.available())
             };
             let idx = match maglev::lookup(state.size, &table.slots, &addr, flow.port()) {
                 Some(i) if usable(i) => Some(i),

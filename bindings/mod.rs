@@ -12,12 +12,12 @@
 //! and wraps the static inline functions and macros Rust cannot call.
 //!
 //! The scheduler itself (`ip_vs_mh_rs.rs`) sees only [`Service`], [`Flow`],
-//! [`DestInfo`], [`DestRef`], [`RcuBox`] and [`RcuPtr`], and implements
-//! [`Callbacks`].
+//! [`DestInfo`], [`DestRefs`], [`Dest`], [`RcuBox`] and [`RcuPtr`], and
+//! implements [`Callbacks`] and [`Unpublish`].
 
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
@@ -98,7 +98,7 @@ fn addr_bytes(addr: &raw::nf_inet_addr) -> [u8; 16] {
 /// RCU, concurrently with everything else.
 pub(crate) trait Callbacks {
     /// Per-service state, kept in the service's `sched_data`.
-    type State: Send + Sync;
+    type State: Send + Sync + Unpublish;
 
     /// A service starts using the scheduler.
     fn init_service(svc: &Service<'_>) -> Result<RcuBox<Self::State>>;
@@ -112,7 +112,7 @@ pub(crate) trait Callbacks {
         state: &'a Self::State,
         flow: &Flow,
         guard: &'a rcu::Guard,
-    ) -> Option<&'a DestRef>;
+    ) -> Option<Dest<'a>>;
 }
 
 /// The module's implementation of [`Callbacks`].
@@ -347,16 +347,6 @@ impl DestInfo {
         self.0.weight
     }
 
-    /// Takes a reference on the server, kept until the [`DestRef`] drops.
-    pub(crate) fn hold(&self) -> Result<DestRef> {
-        let dest = NonNull::new(self.0.dest).ok_or(EINVAL)?;
-        // SAFETY: The snapshot was taken under the configuration mutex, which
-        // the caller still holds, so the server is still linked and live.
-        unsafe { raw::mh_rs_dest_hold(dest.as_ptr()) };
-        // INVARIANT: We just took a reference on a live server.
-        Ok(DestRef(dest))
-    }
-
     /// The server object's identity (its address), so that a server deleted
     /// and re-added with the same address and port is a different server.
     pub(crate) fn identity(&self) -> usize {
@@ -364,43 +354,129 @@ impl DestInfo {
     }
 }
 
-/// A counted reference to a real server (`ip_vs_dest_hold`/`_put`).
+/// Counted references to real servers (`ip_vs_dest_hold`/`_put`), held by a
+/// value that is published to the packet path (a lookup table) and given
+/// back when that value is unpublished.
 ///
 /// # Invariants
 ///
-/// The pointer is a live `struct ip_vs_dest` on which this value holds one
-/// reference, so IPVS keeps it (in its trash list if it was removed) until the
-/// reference is dropped.
-pub(crate) struct DestRef(NonNull<raw::ip_vs_dest>);
+/// While `held` is true, this value holds one reference on each server in
+/// `dests`, so IPVS keeps it (in its trash list if it was removed). After
+/// [`DestRefs::release`] the servers stay valid for the RCU readers that
+/// found them before (see there).
+pub(crate) struct DestRefs {
+    dests: KVec<NonNull<raw::ip_vs_dest>>,
+    held: AtomicBool,
+}
 
 // SAFETY: IPVS shares real servers between CPUs; the reference count is
-// atomic and `DestRef` only reads atomically updated fields.
-unsafe impl Send for DestRef {}
-// SAFETY: As above: `&DestRef` only allows atomic reads.
-unsafe impl Sync for DestRef {}
+// atomic, `release` gives the references back once whatever the thread, and
+// a `Dest` only reads atomically updated fields.
+unsafe impl Send for DestRefs {}
+// SAFETY: As above: `&DestRefs` only allows atomic reads and the one-time
+// `release`, guarded by an atomic flag.
+unsafe impl Sync for DestRefs {}
 
-impl DestRef {
+impl DestRefs {
+    /// An empty set with room for `n` servers.
+    pub(crate) fn with_capacity(n: usize) -> Result<Self> {
+        // INVARIANT: No server, nothing held.
+        Ok(DestRefs {
+            dests: KVec::with_capacity(n, GFP_KERNEL)?,
+            held: AtomicBool::new(true),
+        })
+    }
+
+    /// Takes a reference on the server of `info` and adds it. Control path
+    /// only, under the configuration mutex the snapshot was taken under.
+    pub(crate) fn push(&mut self, info: &DestInfo) -> Result {
+        let dest = NonNull::new(info.0.dest).ok_or(EINVAL)?;
+        self.dests.push(dest, GFP_KERNEL)?;
+        // SAFETY: The snapshot was taken under the configuration mutex, which
+        // the caller still holds, so the server is still linked and live.
+        unsafe { raw::mh_rs_dest_hold(dest.as_ptr()) };
+        // INVARIANT: The new entry's reference is held; `held` is still true
+        // (nothing can release a value borrowed mutably).
+        Ok(())
+    }
+
+    /// The server at `index`.
+    #[inline]
+    pub(crate) fn get(&self, index: usize) -> Option<Dest<'_>> {
+        self.dests.get(index).map(|&ptr| Dest {
+            ptr,
+            _p: PhantomData,
+        })
+    }
+
+    /// The bytes the set allocated.
+    pub(crate) fn bytes(&self) -> usize {
+        self.dests.capacity() * core::mem::size_of::<NonNull<raw::ip_vs_dest>>()
+    }
+
+    /// Gives every reference back, once; later calls do nothing.
+    ///
+    /// This is done when the holder is unpublished (see [`Unpublish`]), not
+    /// when its memory is freed after the grace period, because IPVS relies
+    /// on schedulers dropping their references synchronously, as the C
+    /// schedulers do in `done_service` and in their table rebuilds. At
+    /// namespace teardown, `ip_vs_trash_cleanup()` frees every removed
+    /// server through its own `call_rcu()` (`ip_vs_dest_rcu_free()` puts
+    /// the last reference and frees the memory), and nothing orders that
+    /// callback after one of ours: they may run on different CPUs, and
+    /// `RCU_LAZY` batches callbacks. A reference dropped in our callback
+    /// could come after the free: "refcount_t: decrement hit 0" and a leaked
+    /// server (tests/reliability/netns.sh).
+    ///
+    /// Readers that found a server through the holder before it was
+    /// unpublished may go on using it: IPVS frees a server's memory only
+    /// through `call_rcu()` queued after its last reference is gone (at the
+    /// earliest, here), so that grace period waits for them.
+    pub(crate) fn release(&self) {
+        if !self.held.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        for dest in self.dests.iter() {
+            // SAFETY: By the type invariant we held one reference on each,
+            // and `held` was true until the swap above, which only one
+            // caller wins.
+            unsafe { raw::mh_rs_dest_put(dest.as_ptr()) };
+        }
+    }
+}
+
+impl Drop for DestRefs {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A real server of a [`DestRefs`], borrowed from it.
+///
+/// # Invariants
+///
+/// `ptr` is a `struct ip_vs_dest` that stays valid for `'a` (the set holds a
+/// reference on it, or was released while an RCU reader that borrowed it
+/// was already running, see [`DestRefs::release`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Dest<'a> {
+    ptr: NonNull<raw::ip_vs_dest>,
+    _p: PhantomData<&'a DestRefs>,
+}
+
+impl Dest<'_> {
     /// Whether the server takes new connections: weight above zero, not
     /// overloaded (upper connection threshold reached), and not deleted from
     /// its service.
     #[inline]
     pub(crate) fn available(&self) -> bool {
-        // SAFETY: The server is live by the type invariant.
-        unsafe { raw::mh_rs_dest_available(self.0.as_ptr()) }
+        // SAFETY: The server is valid by the type invariant.
+        unsafe { raw::mh_rs_dest_available(self.ptr.as_ptr()) }
     }
-}
 
-impl DestRef {
     /// The server object's identity, comparable with [`DestInfo::identity`].
     pub(crate) fn identity(&self) -> usize {
-        self.0.as_ptr() as usize
-    }
-}
-
-impl Drop for DestRef {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant we own one reference; give it back.
-        unsafe { raw::mh_rs_dest_put(self.0.as_ptr()) };
+        self.ptr.as_ptr() as usize
     }
 }
 
@@ -419,6 +495,14 @@ impl Flow {
     pub(crate) fn port(&self) -> u16 {
         u16::from_be(self.0.port)
     }
+}
+
+/// What a value published to the packet path does when it is unpublished,
+/// before the grace period after which its memory is freed: give back what
+/// must not outlive the publication itself (see [`DestRefs::release`]).
+pub(crate) trait Unpublish {
+    /// Called once, on the control path, when the value is retired.
+    fn unpublished(&self);
 }
 
 /// A heap value that is freed only after an RCU grace period.
@@ -509,8 +593,12 @@ impl<T> RcuBox<T> {
         ptr
     }
 
-    /// Drops the value after every reader that may still see it is done.
-    pub(crate) fn retire(self) {
+    /// Unpublishes the value ([`Unpublish`]) and drops it after every reader
+    /// that may still see it is done.
+    pub(crate) fn retire(self)
+    where
+        T: Unpublish,
+    {
         /// # Safety
         ///
         /// Only for `call_rcu`, with the head of a node leaked by `retire`.
@@ -534,6 +622,7 @@ impl<T> RcuBox<T> {
             // `KBox`, and RCU calls this once, after the grace period.
             drop(unsafe { KBox::from_raw(node) });
         }
+        self.unpublished();
         let node = self.into_raw();
         #[cfg(mh_rs_test_hooks)]
         test_hooks::retired();
@@ -872,8 +961,8 @@ unsafe extern "C" fn mh_rs_schedule(
         .and_then(|state| Impl::schedule(&svc, state, &flow, &guard));
     match dest {
         // IPVS takes its own reference for the connection while still under
-        // RCU, before our table can release ours.
-        Some(dest) => dest.0.as_ptr(),
+        // RCU, before the server's memory can be freed.
+        Some(dest) => dest.ptr.as_ptr(),
         None => ptr::null_mut(),
     }
 }
