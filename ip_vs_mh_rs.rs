@@ -9,7 +9,8 @@
 //! and a new table differs from the old one mostly in the slots of the
 //! servers that changed. The table and its hashing live in `maglev/maglev.rs`,
 //! shared with the userspace model `mhsim`; this file is the scheduler glue,
-//! laid out like net/netfilter/ipvs/ip_vs_mh.c.
+//! laid out like net/netfilter/ipvs/ip_vs_mh.c. It has no `unsafe`: all of
+//! that is in `bindings/`.
 //!
 //! Where it differs from the in-tree C scheduler:
 //!
@@ -19,26 +20,32 @@
 //! - a server's current weight counts: weight 0 takes no slots (clean drain);
 //! - servers are sorted by address and port before the table is filled, so
 //!   the table does not depend on the order they were added in
-//!   (`list_order=1` fills in IPVS list order, exactly like the C module);
+//!   (`list_order=1` fills in IPVS list order);
 //! - every change builds a new table off to the side and publishes it with
-//!   RCU; if building fails, the previous table keeps serving;
+//!   RCU; if building fails, the previous table keeps serving and the
+//!   rebuild is retried;
 //! - a slot holds a 2-byte server index, not an 8-byte pointer.
 
-use core::fmt::Write;
+use core::net::IpAddr;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use kernel::prelude::*;
-use kernel::sync::rcu;
+use kernel::rbtree::RBTree;
+use kernel::seq_file::{seq_print, SeqFile};
+use kernel::sync::{new_mutex, Arc, Mutex};
 
 #[path = "maglev/maglev.rs"]
 pub mod maglev;
 
 mod bindings;
 
-use bindings::{
-    AddrText, Counter, Dest, DestInfo, DestRefs, Flow, PerCpuCounters, RcuBox, RcuPtr, SeqFile,
-    Service, ServiceName, Unpublish,
-};
+use bindings::dest::{Dest, DestEntry, DestInfo, DestRefs};
+use bindings::packet::Flow;
+use bindings::percpu::PerCpuCounters;
+use bindings::pernet::{NetState, PerNet, PerNetId};
+use bindings::rcu::{RcuBox, RcuPtr, ReadLock, Unpublish};
+use bindings::scheduler::{Ctl, DestChange, Registration, Scheduler};
+use bindings::service::{Service, ServiceLocked, ServiceName};
 use maglev::{Addr, Order, TableSize};
 
 module! {
@@ -55,34 +62,43 @@ module! {
         },
         list_order: bool {
             default: false,
-            description: "Fill the table in IPVS list order, exactly like the in-tree C ip_vs_mh (default: sorted by address and port, the same on every director)",
+            description: "Fill the table in IPVS list order, as the in-tree C ip_vs_mh does (default: sorted by address and port, the same on every director)",
         },
     },
 }
+
+/// The packet path's counters, by index in [`MhService::counters`].
+const DECISIONS: usize = 0;
+const FALLBACKS: usize = 1;
+const REFUSALS: usize = 2;
+
+/// The first retry of a failed rebuild waits this long; each further
+/// failure doubles the wait, up to [`RETRY_MAX_MS`]. The tests' build (test
+/// hooks, see Kbuild) waits 10 s, so that the fault-injection suite can watch
+/// the previous table serve meanwhile.
+const RETRY_FIRST_MS: u32 = if cfg!(mh_rs_test_hooks) { 10_000 } else { 10 };
+const RETRY_MAX_MS: u32 = 5000;
 
 /// The serving lookup table of one service.
 struct MhTable {
     /// `M` slots, each an index into `dests` or [`maglev::EMPTY`].
     slots: KVVec<u16>,
-    /// The servers in the order the table was built from.
+    /// The servers in the order the table was built from (IPVS list order),
+    /// each with what `/proc/net/ip_vs_mh` shows of it.
     ///
     /// INVARIANT: holds a reference on every server a slot can name while
     /// the table is published, so the table never points to a freed
     /// `ip_vs_dest`; the references go back when the table is unpublished
-    /// (see [`DestRefs::release`]).
-    dests: DestRefs,
-    /// What `/proc/net/ip_vs_mh` shows of each server, by index.
-    records: KVec<ServerRecord>,
+    /// (see `DestRefs::release`).
+    dests: DestRefs<ServerRecord>,
 }
 
 impl MhTable {
-    /// The bytes the table holds: its node, 2 per slot, and the per-server
-    /// arrays.
+    /// The bytes the table holds: its node, 2 per slot, the server array.
     fn bytes(&self) -> usize {
         RcuBox::<MhTable>::alloc_bytes()
             + self.slots.capacity() * core::mem::size_of::<u16>()
             + self.dests.bytes()
-            + self.records.capacity() * core::mem::size_of::<ServerRecord>()
     }
 }
 
@@ -94,14 +110,13 @@ impl Unpublish for MhTable {
 
 /// A real server as the table was built from it.
 struct ServerRecord {
-    addr: [u8; 16],
-    ipv6: bool,
-    port: u16,
-    weight: i32,
+    /// Its address, port and weights when the table was built.
+    info: DestInfo,
+    /// Slots it holds.
     slots: u32,
 }
 
-/// Per-service state (`sched_data`).
+/// Per-service state the packet path and `/proc/net/ip_vs_mh` read.
 struct MhService {
     /// The service, e.g. `TCP 192.0.2.1:80` (it cannot change).
     name: ServiceName,
@@ -110,22 +125,19 @@ struct MhService {
     /// The serving table; `None` while the service has no real server.
     table: RcuPtr<MhTable>,
     /// Packet-path counters: decisions, fallbacks taken, refusals.
-    counters: PerCpuCounters,
+    counters: PerCpuCounters<3>,
     /// Tables published so far.
     rebuilds: AtomicU64,
     /// When the last table was published (seconds since boot).
     last_rebuild: AtomicI64,
     /// Slots that changed owner in the last rebuild.
     last_moved: AtomicU64,
-    /// A digest of what the serving table was built from (servers, their
-    /// identities and weights), so that edits which change none of it
-    /// (thresholds, forwarding method) rebuild nothing.
-    built_from: AtomicU64,
-    /// Set after a failed rebuild, so that failures are logged once.
-    failing: AtomicBool,
+    /// The last rebuild failed: the serving table is older than the
+    /// configuration, and a retry is pending.
+    stale: AtomicBool,
 }
 
-impl Unpublish for MhService {
+impl Unpublish for Arc<MhService> {
     /// The service stops using the scheduler: its table goes, with its
     /// references on the real servers.
     fn unpublished(&self) {
@@ -135,13 +147,31 @@ impl Unpublish for MhService {
     }
 }
 
+/// Per-service state of the control path.
+struct MhPrivate {
+    /// The namespace's services and rebuild workspace.
+    net: Arc<NetServices>,
+    /// The service's key in `net`'s registry.
+    key: u64,
+    /// The wait before the next retry of a failed rebuild (0: none failed).
+    retry_ms: u32,
+}
+
+impl Drop for MhPrivate {
+    /// The service leaves the namespace's registry (after this no /proc
+    /// reader finds it): it stops using the scheduler, or failed to start.
+    fn drop(&mut self) {
+        self.net.services.lock().remove(&self.key);
+    }
+}
+
 /// The valid `table_size` values, for messages.
 const SIZES_TEXT: &str = "251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071";
 
 fn module_config() -> Result<(TableSize, Order)> {
-    let m = module_parameters::table_size.value();
+    let m = *core::borrow::Borrow::<u32>::borrow(&module_parameters::table_size.value());
     let size = TableSize::new(m).ok_or(EINVAL)?;
-    let order = if module_parameters::list_order.value() {
+    let order = if *core::borrow::Borrow::<bool>::borrow(&module_parameters::list_order.value()) {
         Order::List
     } else {
         Order::Sorted
@@ -159,36 +189,36 @@ fn hash_addr(ipv6: bool, bytes: [u8; 16]) -> Addr {
     }
 }
 
-/// FNV-1a over the build inputs, in list order.
-fn inputs_digest(infos: &[DestInfo]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+/// A server's address as the service hashes it: C hashes the 16-byte union
+/// holding the server's address the way of the service's family, so a
+/// tunnel server of the other family (an IPv4 service with an IPv6 server)
+/// hashes the first four bytes, or the IPv4 address and twelve zero bytes.
+fn server_addr(service_ipv6: bool, addr: IpAddr) -> Addr {
+    let bytes = match addr {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            b
         }
+        IpAddr::V6(a) => a.octets(),
     };
-    for info in infos {
-        eat(&info.identity().to_ne_bytes());
-        eat(&info.addr());
-        eat(&info.port().to_ne_bytes());
-        eat(&info.weight().to_ne_bytes());
-    }
-    h
+    hash_addr(service_ipv6, bytes)
 }
 
-/// Memory a rebuild works in, kept from one rebuild to the next: the server
-/// snapshot, the core's input and its scratch arrays. IPVS makes its control
-/// path changes one at a time, under its configuration mutex, so one
-/// workspace serves every service (of every namespace); the lock around it
-/// is never contended. It grows to the largest service built, is released
-/// when a rebuild fails (memory is short) and when the module unloads.
+/// Memory a rebuild works in, kept from one rebuild to the next in each
+/// namespace: the servers as the core takes them, their identities, the
+/// core's scratch arrays. IPVS makes a namespace's changes one at a time,
+/// under its configuration mutex, so one workspace serves the namespace;
+/// its lock is never contended. It grows to the largest service built in
+/// the namespace and goes with the namespace.
 ///
-/// Without it a rebuild made ten allocations; now it makes four (the table,
-/// its server references and records, and their node), which matters where
-/// allocations are slow (KASAN, kmemleak).
-pub(crate) struct Workspace {
-    infos: KVec<DestInfo>,
+/// Without it a rebuild made ten allocations; now it makes three (the
+/// table, its server array, their node), which matters where allocations
+/// are slow (KASAN, kmemleak).
+struct Workspace {
     servers: KVVec<maglev::Server>,
+    /// The servers' identities and current weights, in list order.
+    idents: KVVec<(usize, i32)>,
     bitmap: KVVec<u64>,
     setup: KVVec<maglev::DestSetup>,
     order: KVVec<u16>,
@@ -198,15 +228,72 @@ pub(crate) struct Workspace {
 
 impl Workspace {
     /// An empty workspace: no memory until the first rebuild.
-    pub(crate) const fn new() -> Self {
+    const fn new() -> Self {
         Workspace {
-            infos: KVec::new(),
             servers: KVVec::new(),
+            idents: KVVec::new(),
             bitmap: KVVec::new(),
             setup: KVVec::new(),
             order: KVVec::new(),
             counts: KVVec::new(),
         }
+    }
+}
+
+/// The services of one network namespace, and its rebuild workspace.
+#[pin_data]
+struct NetServices {
+    /// The namespace's `mh` services, in the order they were created, for
+    /// `/proc/net/ip_vs_mh`.
+    #[pin]
+    services: Mutex<RBTree<u64, Arc<MhService>>>,
+    #[pin]
+    workspace: Mutex<Workspace>,
+    /// The key of the next service in `services`.
+    next_key: AtomicU64,
+}
+
+/// The `net_generic` slot of [`NetServices`].
+static NET_SERVICES: PerNetId = PerNetId::new();
+
+impl NetState for NetServices {
+    fn id() -> &'static PerNetId {
+        &NET_SERVICES
+    }
+    const PROC_NAME: &'static CStr = c"ip_vs_mh";
+
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(NetServices {
+                services <- new_mutex!(RBTree::new()),
+                workspace <- new_mutex!(Workspace::new()),
+                next_key: AtomicU64::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// `/proc/net/ip_vs_mh`: the format's version, what its columns are, and
+    /// then each service's records (README.md documents them).
+    fn show(&self, out: &SeqFile) {
+        seq_print!(out, "# ip_vs_mh_rs 2\n");
+        seq_print!(
+            out,
+            "# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes\n"
+        );
+        seq_print!(out, "# D address weight slots slot_share weight_share\n");
+        let services = self.services.lock();
+        for service in services.values() {
+            service.write_records(out);
+        }
+    }
+}
+
+impl NetServices {
+    /// The bytes the registry takes per service (its node).
+    fn entry_bytes() -> usize {
+        // A red-black tree node: the links and the key/value pair.
+        3 * core::mem::size_of::<usize>() + core::mem::size_of::<(u64, Arc<MhService>)>()
     }
 }
 
@@ -241,96 +328,112 @@ fn build_table(
     Ok((slots, stats))
 }
 
+/// Why a rebuild did not publish a table.
+enum RebuildError {
+    /// More real servers than a table can name: nothing to retry until the
+    /// configuration changes.
+    TooMany { servers: usize, limit: usize },
+    /// Out of memory, or the like: retried later.
+    Failed(Error),
+}
+
+impl From<Error> for RebuildError {
+    fn from(e: Error) -> Self {
+        RebuildError::Failed(e)
+    }
+}
+
+impl From<kernel::alloc::AllocError> for RebuildError {
+    fn from(e: kernel::alloc::AllocError) -> Self {
+        RebuildError::Failed(e.into())
+    }
+}
+
+/// What a successful rebuild did.
+enum Rebuilt {
+    /// A new table is serving.
+    Published,
+    /// The serving table was already built from the current servers and
+    /// weights.
+    Unchanged,
+}
+
 impl MhService {
     /// Builds a table for the service's current servers and publishes it.
     /// On error nothing changes: the previous table keeps serving.
-    fn rebuild(&self, svc: &Service<'_>) -> Result {
-        bindings::with_workspace(|work| {
-            let result = self.rebuild_in(svc, work);
-            if result.is_err() {
-                *work = Workspace::new();
-            }
-            result
-        })
+    fn rebuild(
+        &self,
+        svc: &ServiceLocked<'_>,
+        net: &NetServices,
+    ) -> Result<Rebuilt, RebuildError> {
+        self.rebuild_in(svc, &mut net.workspace.lock())
     }
 
-    fn rebuild_in(&self, svc: &Service<'_>, work: &mut Workspace) -> Result {
+    fn rebuild_in(
+        &self,
+        svc: &ServiceLocked<'_>,
+        work: &mut Workspace,
+    ) -> Result<Rebuilt, RebuildError> {
         let Workspace {
-            infos,
             servers,
+            idents,
             bitmap,
             setup,
             order,
             counts,
         } = work;
-        svc.dests(infos)?;
-        let digest = inputs_digest(infos);
-        if digest == self.built_from.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-
-        let n = infos.len();
+        let n = svc.num_dests();
         let m = self.size.slots() as usize;
-        if n > m || n > maglev::MAX_SERVERS {
-            pr_err!(
-                "{}: {} real servers do not fit in a table of {} slots (table_size); the previous table keeps serving\n",
-                svc.name(),
-                n,
-                m
-            );
-            return Err(EINVAL);
+        // Table slots hold 16-bit indices, one value of which means empty.
+        let limit = m.min(maglev::MAX_SERVERS);
+        if n > limit {
+            return Err(RebuildError::TooMany { servers: n, limit });
         }
 
         let ipv6 = svc.is_ipv6();
         servers.clear();
+        idents.clear();
         servers.reserve(n, GFP_KERNEL)?;
-        for info in infos.iter() {
+        idents.reserve(n, GFP_KERNEL)?;
+        for entry in svc.dests() {
+            let info = entry.info();
             servers.push(
                 maglev::Server {
-                    addr: hash_addr(ipv6, info.addr()),
-                    port: info.port(),
-                    weight: info.weight(),
+                    addr: server_addr(ipv6, info.addr),
+                    port: info.port,
+                    weight: info.weight,
                 },
                 GFP_KERNEL,
             )?;
+            idents.push((entry.identity(), info.weight), GFP_KERNEL)?;
         }
-        let (slots, stats) = build_table(self.size, servers, self.order, bitmap, setup, order)?;
+        if self.serves(idents) {
+            return Ok(Rebuilt::Unchanged);
+        }
 
+        let (slots, stats) = build_table(self.size, servers, self.order, bitmap, setup, order)?;
         let new = if n == 0 {
             None
         } else {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
             let mut dests = DestRefs::with_capacity(n)?;
-            let mut records = KVec::with_capacity(n, GFP_KERNEL)?;
-            for (info, &count) in infos.iter().zip(counts.iter()) {
-                dests.push(info)?;
-                records.push(
+            for (entry, &count) in svc.dests().zip(counts.iter()) {
+                dests.push(
+                    &entry,
                     ServerRecord {
-                        addr: info.addr(),
-                        ipv6: info.is_ipv6(),
-                        port: info.port(),
-                        weight: info.weight(),
+                        info: entry.info(),
                         slots: count,
                     },
-                    GFP_KERNEL,
                 )?;
             }
-            Some(RcuBox::new(
-                MhTable {
-                    slots,
-                    dests,
-                    records,
-                },
-                GFP_KERNEL,
-            )?)
+            Some(RcuBox::new(MhTable { slots, dests }, GFP_KERNEL)?)
         };
 
-        let moved = moved_slots(self.table.get_locked(), new.as_deref(), m);
+        let moved = ReadLock::with(|lock| moved_slots(self.table.get(lock), new.as_deref(), m));
         if let Some(old) = self.table.replace(new) {
             old.retire();
         }
-        self.built_from.store(digest, Ordering::Relaxed);
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
         self.last_rebuild
             .store(bindings::boottime_seconds(), Ordering::Relaxed);
@@ -343,93 +446,154 @@ impl MhService {
             moved,
             m
         );
-        Ok(())
+        Ok(Rebuilt::Published)
     }
 
-    /// Rebuilds, logging a failure once until a rebuild succeeds again.
-    fn rebuild_logged(&self, svc: &Service<'_>) -> Result {
-        let result = self.rebuild(svc);
-        match result {
-            Ok(()) => {
-                if self.failing.swap(false, Ordering::Relaxed) {
-                    pr_info!("{}: table rebuilt again\n", svc.name());
+    /// Whether the serving table was built from exactly these servers (by
+    /// identity, in this order) with these weights.
+    fn serves(&self, idents: &[(usize, i32)]) -> bool {
+        ReadLock::with(|lock| match self.table.get(lock) {
+            None => idents.is_empty(),
+            Some(table) => {
+                table.dests.len() == idents.len()
+                    && table
+                        .dests
+                        .iter()
+                        .zip(idents.iter())
+                        .all(|((dest, record), &(id, weight))| {
+                            dest.identity() == id && record.info.weight == weight
+                        })
+            }
+        })
+    }
+
+    /// Rebuilds, and on failure keeps the previous table serving, says so
+    /// once and asks for a retry.
+    fn rebuild_logged(&self, ctl: &Ctl<'_, MhScheduler>, private: &mut MhPrivate) {
+        let svc = ctl.service();
+        match self.rebuild(svc, &private.net) {
+            Ok(how) => {
+                if self.stale.swap(false, Ordering::Relaxed) {
+                    match how {
+                        Rebuilt::Published => pr_info!("{}: table rebuilt again\n", svc.name()),
+                        Rebuilt::Unchanged => pr_info!(
+                            "{}: the serving table matches the configuration again\n",
+                            svc.name()
+                        ),
+                    }
                 }
+                private.retry_ms = 0;
             }
             Err(e) => {
-                if !self.failing.swap(true, Ordering::Relaxed) {
-                    pr_err!(
-                        "{}: cannot rebuild the lookup table (error {}); the previous table keeps serving\n",
-                        svc.name(),
-                        e.to_errno()
-                    );
+                let first = !self.stale.swap(true, Ordering::Relaxed);
+                match e {
+                    RebuildError::TooMany { servers, limit } => {
+                        if first {
+                            pr_err!(
+                                "{}: {} real servers, but a table of {} slots can name {} at most (table_size); the previous table keeps serving\n",
+                                svc.name(),
+                                servers,
+                                self.size.slots(),
+                                limit
+                            );
+                        }
+                    }
+                    RebuildError::Failed(e) => {
+                        if first {
+                            pr_err!(
+                                "{}: cannot rebuild the lookup table (error {}); the previous table keeps serving, retrying\n",
+                                svc.name(),
+                                e.to_errno()
+                            );
+                        }
+                        private.retry_ms = next_retry(private.retry_ms);
+                        ctl.retry_in(private.retry_ms);
+                    }
                 }
             }
         }
-        result
     }
-}
 
-impl MhService {
     /// The service's `/proc/net/ip_vs_mh` records: one `S` line, then a `D`
-    /// line per real server (the header lines written by the C side name
-    /// the columns; README.md documents them).
-    fn write_records(&self, out: &mut SeqFile<'_>) -> core::fmt::Result {
-        let counts = self.counters.sum();
+    /// line per real server.
+    fn write_records(&self, out: &SeqFile) {
+        let [decisions, fallbacks, refusals] = self.counters.sum();
         let order = if self.order == Order::List {
             "list"
         } else {
             "sorted"
         };
-        let guard = rcu::Guard::new();
-        let table = self.table.get(&guard);
-        // What the module allocated for the service, allocator rounding
-        // aside: the state, its counters and registry entry, the table.
-        let bytes = RcuBox::<MhService>::alloc_bytes()
-            + self.counters.bytes()
-            + bindings::registry_entry_bytes()
-            + table.map_or(0, MhTable::bytes);
-        writeln!(
-            out,
-            "S {} {} {} {} {} {} {} {} {} {}",
-            self.name.as_str(),
-            self.size.slots(),
-            order,
-            self.rebuilds.load(Ordering::Relaxed),
-            self.last_rebuild.load(Ordering::Relaxed),
-            self.last_moved.load(Ordering::Relaxed),
-            counts.decisions,
-            counts.fallbacks,
-            counts.refusals,
-            bytes
-        )?;
-        let Some(table) = table else {
-            return Ok(());
-        };
-        let total_weight: u64 = table
-            .records
-            .iter()
-            .map(|r| u64::try_from(r.weight).unwrap_or(0))
-            .sum();
-        for r in table.records.iter() {
-            let weight = u64::try_from(r.weight).unwrap_or(0);
-            writeln!(
+        ReadLock::with(|lock| {
+            let table = self.table.get(lock);
+            // What the module allocated for the service, allocator rounding
+            // aside: the state, its counters and registry entry, the table.
+            let bytes = core::mem::size_of::<MhService>()
+                + self.counters.bytes()
+                + NetServices::entry_bytes()
+                + table.map_or(0, MhTable::bytes);
+            seq_print!(
                 out,
-                "D {} {} {} {} {}",
-                AddrText::new(r.ipv6, &r.addr, r.port).as_str(),
-                r.weight,
-                r.slots,
-                Percent(u64::from(r.slots), u64::from(self.size.slots())),
-                Percent(weight, total_weight)
-            )?;
+                "S {} {} {} {} {} {} {} {} {} {}\n",
+                self.name,
+                self.size.slots(),
+                order,
+                self.rebuilds.load(Ordering::Relaxed),
+                self.last_rebuild.load(Ordering::Relaxed),
+                self.last_moved.load(Ordering::Relaxed),
+                decisions,
+                fallbacks,
+                refusals,
+                bytes
+            );
+            let Some(table) = table else {
+                return;
+            };
+            let total_weight: u64 = table
+                .dests
+                .iter()
+                .map(|(_, r)| u64::try_from(r.info.weight).unwrap_or(0))
+                .sum();
+            for (_, r) in table.dests.iter() {
+                let weight = u64::try_from(r.info.weight).unwrap_or(0);
+                seq_print!(
+                    out,
+                    "D {} {} {} {} {}\n",
+                    HostPort(r.info.addr, r.info.port),
+                    r.info.weight,
+                    r.slots,
+                    Percent(u64::from(r.slots), u64::from(self.size.slots())),
+                    Percent(weight, total_weight)
+                );
+            }
+        });
+    }
+}
+
+/// The wait before the next retry, after one of `previous` ms failed.
+fn next_retry(previous: u32) -> u32 {
+    if previous == 0 {
+        RETRY_FIRST_MS
+    } else {
+        previous.saturating_mul(2).min(RETRY_MAX_MS)
+    }
+}
+
+/// `192.0.2.1:80` or `[2001:db8::1]:80`.
+struct HostPort(IpAddr, u16);
+
+impl kernel::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{}:{}", a, self.1),
+            IpAddr::V6(a) => write!(f, "[{}]:{}", a, self.1),
         }
-        Ok(())
     }
 }
 
 /// `part / whole` as a percentage with two decimals, without floating point.
 struct Percent(u64, u64);
 
-impl core::fmt::Display for Percent {
+impl kernel::fmt::Display for Percent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let hundredths = self
             .0
@@ -445,7 +609,7 @@ fn moved_slots(old: Option<&MhTable>, new: Option<&MhTable>, m: usize) -> usize 
     let owner = |t: Option<&MhTable>, i: usize| -> Option<usize> {
         let t = t?;
         let idx = *t.slots.get(i)?;
-        t.dests.get(usize::from(idx)).map(|d| d.identity())
+        t.dests.get(usize::from(idx)).map(|(d, _)| d.identity())
     };
     (0..m).filter(|&i| owner(old, i) != owner(new, i)).count()
 }
@@ -453,67 +617,112 @@ fn moved_slots(old: Option<&MhTable>, new: Option<&MhTable>, m: usize) -> usize 
 /// The scheduler.
 struct MhScheduler;
 
-impl bindings::Callbacks for MhScheduler {
-    type State = MhService;
+impl Scheduler for MhScheduler {
+    const NAME: &'static CStr = c"mh";
+    type Shared = Arc<MhService>;
+    type Private = MhPrivate;
 
-    fn init_service(svc: &Service<'_>) -> Result<RcuBox<MhService>> {
-        let (size, order) = module_config()?;
-        let state = PerCpuCounters::new()
-            .and_then(|counters| {
-                RcuBox::new(
-                    MhService {
-                        name: svc.name(),
-                        size,
-                        order,
-                        table: RcuPtr::new(),
-                        counters,
-                        rebuilds: AtomicU64::new(0),
-                        last_rebuild: AtomicI64::new(0),
-                        last_moved: AtomicU64::new(0),
-                        built_from: AtomicU64::new(inputs_digest(&[])),
-                        failing: AtomicBool::new(false),
-                    },
-                    GFP_KERNEL,
-                )
-            })
-            .inspect_err(|e| {
-                pr_err!(
-                    "{}: cannot set up the service (error {})\n",
-                    svc.name(),
-                    e.to_errno()
-                );
-            })?;
-        state.rebuild_logged(svc)?;
-        Ok(state)
+    fn init_service(svc: &ServiceLocked<'_>) -> Result<(Arc<MhService>, MhPrivate)> {
+        let setup = || -> Result<(Arc<MhService>, MhPrivate)> {
+            let (size, order) = module_config()?;
+            let net = svc
+                .net()
+                .and_then(PerNet::<NetServices>::get)
+                .ok_or(EINVAL)?;
+            let service = Arc::new(
+                MhService {
+                    name: svc.name(),
+                    size,
+                    order,
+                    table: RcuPtr::new(),
+                    counters: PerCpuCounters::new()?,
+                    rebuilds: AtomicU64::new(0),
+                    last_rebuild: AtomicI64::new(0),
+                    last_moved: AtomicU64::new(0),
+                    stale: AtomicBool::new(false),
+                },
+                GFP_KERNEL,
+            )?;
+            let key = net.next_key.fetch_add(1, Ordering::Relaxed);
+            net.services
+                .lock()
+                .try_create_and_insert(key, service.clone(), GFP_KERNEL)?;
+            Ok((service, MhPrivate { net, key, retry_ms: 0 }))
+        };
+        let (service, private) = setup().inspect_err(|e| {
+            pr_err!(
+                "{}: cannot set up the service (error {})\n",
+                svc.name(),
+                e.to_errno()
+            );
+        })?;
+        // The first table: a failure fails the service's creation, as the C
+        // module's does (dropping `private` unlists the service).
+        if let Err(e) = service.rebuild(svc, &private.net) {
+            let e = match e {
+                RebuildError::TooMany { servers, limit } => {
+                    pr_err!(
+                        "{}: {} real servers, but a table of {} slots can name {} at most (table_size)\n",
+                        svc.name(),
+                        servers,
+                        service.size.slots(),
+                        limit
+                    );
+                    EINVAL
+                }
+                RebuildError::Failed(e) => {
+                    pr_err!(
+                        "{}: cannot build the lookup table (error {})\n",
+                        svc.name(),
+                        e.to_errno()
+                    );
+                    e
+                }
+            };
+            return Err(e);
+        }
+        Ok((service, private))
     }
 
-    fn dest_changed(svc: &Service<'_>, state: &MhService) -> Result {
-        state.rebuild_logged(svc)
+    fn dest_changed(
+        ctl: &Ctl<'_, Self>,
+        private: &mut MhPrivate,
+        _dest: DestEntry<'_>,
+        _change: DestChange,
+    ) -> Result {
+        ctl.shared().rebuild_logged(ctl, private);
+        Ok(())
     }
 
-    fn show(state: &MhService, out: &mut SeqFile<'_>) {
-        // Write errors cannot happen: seq_file notes an overflow itself.
-        let _ = state.write_records(out);
+    fn retry(ctl: &Ctl<'_, Self>, private: &mut MhPrivate) {
+        ctl.shared().rebuild_logged(ctl, private);
+    }
+
+    fn done_service(_ctl: &Ctl<'_, Self>, private: MhPrivate) {
+        drop(private);
     }
 
     #[inline]
     fn schedule<'a>(
-        svc: &Service<'_>,
-        state: &'a MhService,
+        svc: &Service<'a>,
+        state: &'a Arc<MhService>,
         flow: &Flow,
-        guard: &'a rcu::Guard,
+        lock: &'a ReadLock<'_>,
     ) -> Option<Dest<'a>> {
-        let dest = state.table.get(guard).and_then(|table| {
+        let dest = state.table.get(lock).and_then(|table| {
             let addr = hash_addr(svc.is_ipv6(), flow.addr());
+            // A server drained to weight 0 keeps serving the slots of the
+            // table built before IPVS told us: a change takes effect when
+            // its table is published, so a drain refuses nobody.
             let usable = |i: u16| {
                 table
                     .dests
                     .get(usize::from(i))
-                    .is_some_and(|d| d.available())
+                    .is_some_and(|(d, _)| d.in_service())
             };
             let idx = match maglev::lookup(state.size, &table.slots, &addr, flow.port()) {
                 Some(i) if usable(i) => Some(i),
-                Some(_) if svc.fallback() => {
+                Some(_) if svc.flags().flag1() => {
                     let i = maglev::lookup_fallback(
                         state.size,
                         &table.slots,
@@ -522,18 +731,18 @@ impl bindings::Callbacks for MhScheduler {
                         usable,
                     );
                     if i.is_some() {
-                        state.counters.inc(Counter::Fallback);
+                        state.counters.inc(FALLBACKS);
                     }
                     i
                 }
                 _ => None,
             };
-            table.dests.get(usize::from(idx?))
+            table.dests.get(usize::from(idx?)).map(|(d, _)| d)
         });
         if dest.is_some() {
-            state.counters.inc(Counter::Decision);
+            state.counters.inc(DECISIONS);
         } else {
-            state.counters.inc(Counter::Refusal);
+            state.counters.inc(REFUSALS);
             svc.no_destination();
         }
         dest
@@ -541,18 +750,28 @@ impl bindings::Callbacks for MhScheduler {
 }
 
 /// The loaded module: the scheduler stays registered while it lives.
-struct MhModule;
+struct MhModule {
+    /// Dropped first: no service can use the scheduler afterwards.
+    _scheduler: Registration<MhScheduler>,
+    _net: PerNet<NetServices>,
+}
 
 impl kernel::Module for MhModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let (size, order) = module_config().inspect_err(|_| {
             pr_err!(
                 "table_size={} is not a valid table size; use one of {}\n",
-                module_parameters::table_size.value(),
+                *core::borrow::Borrow::<u32>::borrow(&module_parameters::table_size.value()),
                 SIZES_TEXT
             );
         })?;
-        bindings::register().inspect_err(|e| {
+        let net = PerNet::<NetServices>::register().inspect_err(|e| {
+            pr_err!(
+                "cannot set up /proc/net/ip_vs_mh (error {})\n",
+                e.to_errno()
+            );
+        })?;
+        let scheduler = Registration::<MhScheduler>::register(module).inspect_err(|e| {
             if *e == EEXIST {
                 pr_err!(
                     "cannot register the IPVS scheduler 'mh': another 'mh' is already registered (is the in-tree ip_vs_mh loaded? 'rmmod ip_vs_mh')\n"
@@ -574,13 +793,15 @@ impl kernel::Module for MhModule {
             size.slots(),
             order
         );
-        Ok(MhModule)
+        Ok(MhModule {
+            _scheduler: scheduler,
+            _net: net,
+        })
     }
 }
 
 impl Drop for MhModule {
     fn drop(&mut self) {
-        bindings::unregister();
         pr_info!("IPVS scheduler 'mh' unregistered\n");
     }
 }

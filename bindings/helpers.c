@@ -1,277 +1,96 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C helpers of ip_vs_mh_rs.
- *
- * The scheduler object itself lives here: IPVS needs a struct with a stable
- * address, an initialised list head and THIS_MODULE, and its callbacks are
- * the Rust functions declared in helpers.h. So does the per-namespace
- * /proc/net/ip_vs_mh file, whose records Rust writes. The other helpers wrap
- * static inline functions and macros of the IPVS and networking headers.
+ * C helpers of ip_vs_mh_rs: the static inline functions and macros of the
+ * kernel's headers that the Rust binding layer (the .rs files beside this
+ * one) cannot call, and the setup of the kernel objects it registers.
+ * Nothing here knows the scheduler.
  */
 
-#include <linux/module.h>
-#include <linux/kernel.h>
 #include <linux/fault-inject.h>
+#include <linux/lockdep.h>
+#include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/seq_file_net.h>
-#include <linux/skbuff.h>
 #include <linux/siphash.h>
-#include <linux/slab.h>
+#include <linux/skbuff.h>
+#include <linux/string.h>
 #include <linux/timekeeping.h>
+#include <linux/workqueue.h>
 #include <net/ip_vs.h>
 #include <net/net_namespace.h>
+#include <net/netns/generic.h>
 
 #include "helpers.h"
 
-/*
- * IPVS enters the Rust callbacks that change tables or pick a server through
- * these C functions. Linux 7.3 builds Rust code without ftrace hooks, so this
- * is where the function tracer and profiler can see and time them (the
- * scheduling-cost benchmark does); it costs one direct call.
- */
-static noinline int ip_vs_mh_rs_dest_changed(struct ip_vs_service *svc,
-					     struct ip_vs_dest *dest)
+/* Schedulers (bindings/scheduler.rs). */
+
+int mh_rs_sched_register(struct ip_vs_scheduler *sched, const char *name,
+			 struct module *owner,
+			 int (*init_service)(struct ip_vs_service *svc),
+			 void (*done_service)(struct ip_vs_service *svc),
+			 int (*add_dest)(struct ip_vs_service *svc,
+					 struct ip_vs_dest *dest),
+			 int (*del_dest)(struct ip_vs_service *svc,
+					 struct ip_vs_dest *dest),
+			 int (*upd_dest)(struct ip_vs_service *svc,
+					 struct ip_vs_dest *dest),
+			 struct ip_vs_dest *(*schedule)(struct ip_vs_service *svc,
+							const struct sk_buff *skb,
+							struct ip_vs_iphdr *iph))
 {
-	return mh_rs_dest_changed(svc, dest);
+	/* IPVS refuses a scheduler whose list head is not an empty list. */
+	INIT_LIST_HEAD(&sched->n_list);
+	sched->name = (char *)name;
+	atomic_set(&sched->refcnt, 0);
+	sched->module = owner;
+	sched->init_service = init_service;
+	sched->done_service = done_service;
+	sched->add_dest = add_dest;
+	sched->del_dest = del_dest;
+	sched->upd_dest = upd_dest;
+	sched->schedule = schedule;
+	return register_ip_vs_scheduler(sched);
 }
 
-static noinline struct ip_vs_dest *
-ip_vs_mh_rs_schedule(struct ip_vs_service *svc, const struct sk_buff *skb,
-		     struct ip_vs_iphdr *iph)
+/* Services (bindings/service.rs). */
+
+void mh_rs_svc_assert_locked(const struct ip_vs_service *svc)
 {
-	return mh_rs_schedule(svc, skb, iph);
+	lockdep_assert_held(&svc->ipvs->service_mutex);
 }
 
-static struct ip_vs_scheduler mh_rs_scheduler = {
-	.name = "mh",
-	.refcnt = ATOMIC_INIT(0),
-	.module = THIS_MODULE,
-	.n_list = LIST_HEAD_INIT(mh_rs_scheduler.n_list),
-	.init_service = mh_rs_init_service,
-	.done_service = mh_rs_done_service,
-	.add_dest = ip_vs_mh_rs_dest_changed,
-	.del_dest = ip_vs_mh_rs_dest_changed,
-	.upd_dest = ip_vs_mh_rs_dest_changed,
-	.schedule = ip_vs_mh_rs_schedule,
-};
-
-/*
- * The services that use this scheduler, with their namespace, so that each
- * namespace's /proc/net/ip_vs_mh lists its own. An entry is removed (under
- * the lock) before its state is retired, so a reader holding the lock only
- * sees live states.
- */
-static DEFINE_MUTEX(mh_rs_registry_lock);
-static LIST_HEAD(mh_rs_registry);
-
-struct mh_rs_entry {
-	struct list_head node;
-	possible_net_t net;
-	const void *state;
-};
-
-int mh_rs_registry_add(struct ip_vs_service *svc, const void *state)
+bool mh_rs_svc_trylock(struct ip_vs_service *svc)
 {
-	struct mh_rs_entry *e = kmalloc(sizeof(*e), GFP_KERNEL);
-
-	if (!e)
-		return -ENOMEM;
-	write_pnet(&e->net, svc->ipvs->net);
-	e->state = state;
-	mutex_lock(&mh_rs_registry_lock);
-	list_add_tail(&e->node, &mh_rs_registry);
-	mutex_unlock(&mh_rs_registry_lock);
-	return 0;
+	return mutex_trylock(&svc->ipvs->service_mutex);
 }
 
-size_t mh_rs_registry_entry_bytes(void)
+void mh_rs_svc_unlock(struct ip_vs_service *svc)
 {
-	return sizeof(struct mh_rs_entry);
+	mutex_unlock(&svc->ipvs->service_mutex);
 }
 
-void mh_rs_registry_del(const void *state)
+/* The server after @prev in the service's list (the first if @prev is NULL). */
+struct ip_vs_dest *mh_rs_svc_dest_next(struct ip_vs_service *svc,
+				       struct ip_vs_dest *prev)
 {
-	struct mh_rs_entry *e, *tmp;
+	struct list_head *next;
 
-	mutex_lock(&mh_rs_registry_lock);
-	list_for_each_entry_safe(e, tmp, &mh_rs_registry, node) {
-		if (e->state == state) {
-			list_del(&e->node);
-			kfree(e);
-			break;
-		}
-	}
-	mutex_unlock(&mh_rs_registry_lock);
-}
-
-static int mh_rs_proc_show(struct seq_file *seq, void *v)
-{
-	struct net *net = seq_file_single_net(seq);
-	struct mh_rs_entry *e;
-
-	seq_puts(seq, "# ip_vs_mh_rs 2\n");
-	seq_puts(seq, "# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes\n");
-	seq_puts(seq, "# D address weight slots slot_share weight_share\n");
-	mutex_lock(&mh_rs_registry_lock);
-	list_for_each_entry(e, &mh_rs_registry, node) {
-		if (net_eq(read_pnet(&e->net), net))
-			mh_rs_state_show(e->state, seq);
-	}
-	mutex_unlock(&mh_rs_registry_lock);
-	return 0;
-}
-
-static int __net_init mh_rs_net_init(struct net *net)
-{
-	if (!proc_create_net_single("ip_vs_mh", 0444, net->proc_net,
-				    mh_rs_proc_show, NULL))
-		return -ENOMEM;
-	return 0;
-}
-
-static void __net_exit mh_rs_net_exit(struct net *net)
-{
-	remove_proc_entry("ip_vs_mh", net->proc_net);
-}
-
-static struct pernet_operations mh_rs_net_ops = {
-	.init = mh_rs_net_init,
-	.exit = mh_rs_net_exit,
-};
-
-/*
- * failslab and fail_page_alloc do not reach the per-CPU allocator. This fault
- * point lets /proc/<pid>/fail-nth fail the per-CPU counters too, like every
- * other allocation of the module (tests/reliability/faults.py). Without
- * CONFIG_FAULT_INJECTION it compiles to nothing.
- */
-static DECLARE_FAULT_ATTR(mh_rs_fail_percpu);
-
-int mh_rs_register(void)
-{
-	int ret;
-
-#ifdef CONFIG_FAULT_INJECTION
-	/* An injected failure is one log line, not a stack dump. */
-	mh_rs_fail_percpu.verbose = 1;
-#endif
-	ret = register_pernet_subsys(&mh_rs_net_ops);
-	if (ret < 0)
-		return ret;
-	ret = register_ip_vs_scheduler(&mh_rs_scheduler);
-	if (ret < 0) {
-		unregister_pernet_subsys(&mh_rs_net_ops);
-		/* IPVS says EINVAL when a scheduler of the same name exists. */
-		if (ret == -EINVAL)
-			ret = -EEXIST;
-	}
-	return ret;
-}
-
-void mh_rs_unregister(void)
-{
-	unregister_ip_vs_scheduler(&mh_rs_scheduler);
-	unregister_pernet_subsys(&mh_rs_net_ops);
-}
-
-void mh_rs_seq_write(struct seq_file *seq, const char *buf, size_t len)
-{
-	seq_write(seq, buf, len);
-}
-
-/* "192.0.2.1:80" or "[2001:db8::1]:80"; @addr is 4 or 16 bytes. */
-void mh_rs_format_addr(bool ipv6, const u8 *addr, u16 port, char *buf,
-		       size_t len)
-{
-	if (ipv6)
-		snprintf(buf, len, "[%pI6c]:%u", addr, port);
-	else
-		snprintf(buf, len, "%pI4:%u", addr, port);
-}
-
-s64 mh_rs_boottime_seconds(void)
-{
-	return ktime_get_boottime_seconds();
-}
-
-struct mh_rs_counters __percpu *mh_rs_counters_alloc(void)
-{
-	if (should_fail(&mh_rs_fail_percpu, sizeof(struct mh_rs_counters)))
+	lockdep_assert_held(&svc->ipvs->service_mutex);
+	next = prev ? prev->n_list.next : svc->destinations.next;
+	if (next == &svc->destinations)
 		return NULL;
-	return alloc_percpu(struct mh_rs_counters);
+	return list_entry(next, struct ip_vs_dest, n_list);
 }
 
-/* What one service's counters take: a copy per possible CPU. */
-size_t mh_rs_counters_bytes(void)
+struct net *mh_rs_svc_net(const struct ip_vs_service *svc)
 {
-	return sizeof(struct mh_rs_counters) * num_possible_cpus();
+	return svc->ipvs->net;
 }
 
-/* Callable from RCU callbacks: free_percpu() may be used in atomic context. */
-void mh_rs_counters_free(struct mh_rs_counters __percpu *counters)
-{
-	free_percpu(counters);
-}
-
-/* Packet path: no shared cache line is written. */
-void mh_rs_counters_inc(struct mh_rs_counters __percpu *counters,
-			enum mh_rs_counter which)
-{
-	switch (which) {
-	case MH_RS_DECISION:
-		this_cpu_inc(counters->decisions);
-		break;
-	case MH_RS_FALLBACK:
-		this_cpu_inc(counters->fallbacks);
-		break;
-	case MH_RS_REFUSAL:
-		this_cpu_inc(counters->refusals);
-		break;
-	}
-}
-
-void mh_rs_counters_sum(struct mh_rs_counters __percpu *counters,
-			struct mh_rs_counters *sum)
-{
-	int cpu;
-
-	memset(sum, 0, sizeof(*sum));
-	for_each_possible_cpu(cpu) {
-		const struct mh_rs_counters *c = per_cpu_ptr(counters, cpu);
-
-		sum->decisions += READ_ONCE(c->decisions);
-		sum->fallbacks += READ_ONCE(c->fallbacks);
-		sum->refusals += READ_ONCE(c->refusals);
-	}
-}
-
-/*
- * Copy the service's real servers, in IPVS list order (newest first), into
- * @out. Called with the IPVS configuration mutex held, so the list is stable.
- * Returns the number of servers, which may exceed @max (then only @max were
- * copied).
- */
-unsigned int mh_rs_svc_dests(struct ip_vs_service *svc,
-			     struct mh_rs_dest_info *out, unsigned int max)
-{
-	struct ip_vs_dest *dest;
-	unsigned int n = 0;
-
-	list_for_each_entry(dest, &svc->destinations, n_list) {
-		if (n < max) {
-			out[n].dest = dest;
-			out[n].addr = dest->addr;
-			out[n].port = dest->port;
-			out[n].af = dest->af;
-			out[n].weight = atomic_read(&dest->weight);
-		}
-		n++;
-	}
-	return n;
-}
+/* Real servers (bindings/dest.rs). */
 
 void mh_rs_dest_hold(struct ip_vs_dest *dest)
 {
@@ -283,34 +102,25 @@ void mh_rs_dest_put(struct ip_vs_dest *dest)
 	ip_vs_dest_put(dest);
 }
 
-/* Same test as the C scheduler: a server is usable unless quiesced or overloaded. */
-/*
- * A server takes new connections while it has a weight, is not overloaded and
- * is still in the service. A deleted server (IPVS clears its
- * IP_VS_DEST_CF_AVAILABLE as it unlinks it) can still be named by the serving
- * table if the rebuild after the delete failed, and IPVS would drop the
- * packets of a connection to it.
- */
-bool mh_rs_dest_available(const struct ip_vs_dest *dest)
-{
-	return atomic_read(&dest->weight) > 0 &&
-	       (READ_ONCE(dest->cflags) & IP_VS_DEST_CF_AVAILABLE) &&
-	       !(READ_ONCE(dest->flags) & IP_VS_DEST_F_OVERLOAD);
-}
+/* Packets (bindings/packet.rs). */
 
 /*
  * The client's address and port for this packet. For an ICMP error about a
  * flow (an "inverse" header) the client is the embedded packet's destination.
- * Ports are at the same place in TCP, UDP and SCTP headers; other protocols
- * hash with port 0.
+ * Only the address bytes of the family are written. Ports are at the same
+ * place in TCP, UDP and SCTP headers; other protocols have port 0.
  */
 void mh_rs_flow_of(const struct sk_buff *skb, const struct ip_vs_iphdr *iph,
-		   struct mh_rs_flow *flow)
+		   u16 af, struct mh_rs_flow *flow)
 {
 	bool inverse = ip_vs_iph_inverse(iph);
+	const union nf_inet_addr *addr = inverse ? &iph->daddr : &iph->saddr;
 	__be16 _ports[2], *ports;
 
-	flow->addr = inverse ? iph->daddr : iph->saddr;
+	if (af == AF_INET6)
+		flow->addr.in6 = addr->in6;
+	else
+		flow->addr.ip = addr->ip;
 	flow->port = 0;
 	switch (iph->protocol) {
 	case IPPROTO_TCP:
@@ -325,38 +135,139 @@ void mh_rs_flow_of(const struct sk_buff *skb, const struct ip_vs_iphdr *iph,
 	}
 }
 
-/* "TCP 192.0.2.1:80", "UDP [2001:db8::1]:53", "FWM 7" or "FWM6 7". */
-void mh_rs_svc_name(const struct ip_vs_service *svc, char *buf, size_t len)
-{
-	const char *proto;
+/* Per-CPU counters (bindings/percpu.rs). */
 
-	if (svc->fwmark) {
-		snprintf(buf, len, "%s %u", svc->af == AF_INET6 ? "FWM6" : "FWM",
-			 svc->fwmark);
-		return;
-	}
-	switch (svc->protocol) {
-	case IPPROTO_TCP:
-		proto = "TCP";
-		break;
-	case IPPROTO_UDP:
-		proto = "UDP";
-		break;
-	case IPPROTO_SCTP:
-		proto = "SCTP";
-		break;
-	default:
-		proto = "IP";
-		break;
-	}
-#ifdef CONFIG_IP_VS_IPV6
-	if (svc->af == AF_INET6) {
-		snprintf(buf, len, "%s [%pI6c]:%u", proto, &svc->addr.in6,
-			 ntohs(svc->port));
-		return;
-	}
+#if defined(MH_RS_TEST_HOOKS) && defined(CONFIG_FAULT_INJECTION)
+/*
+ * failslab and fail_page_alloc do not reach the per-CPU allocator: this
+ * fault point lets /proc/<pid>/fail-nth fail the counters too, like every
+ * other allocation of the module (tests/reliability/faults.py). Test builds
+ * for kernels with fault injection only.
+ */
+static DECLARE_FAULT_ATTR(mh_rs_fail_percpu);
+
+static bool mh_rs_percpu_should_fail(size_t size)
+{
+	/* An injected failure is one log line, not a stack dump. */
+	mh_rs_fail_percpu.verbose = 1;
+	return should_fail(&mh_rs_fail_percpu, size);
+}
+#else
+static bool mh_rs_percpu_should_fail(size_t size)
+{
+	return false;
+}
 #endif
-	snprintf(buf, len, "%s %pI4:%u", proto, &svc->addr.ip, ntohs(svc->port));
+
+u64 __percpu *mh_rs_percpu_u64_alloc(size_t n)
+{
+	if (mh_rs_percpu_should_fail(n * sizeof(u64)))
+		return NULL;
+	return __alloc_percpu(n * sizeof(u64), __alignof__(u64));
+}
+
+/* Callable from RCU callbacks: free_percpu() may be used in atomic context. */
+void mh_rs_percpu_free(u64 __percpu *counters)
+{
+	free_percpu(counters);
+}
+
+/* Packet path: no shared cache line is written. */
+void mh_rs_percpu_u64_inc(u64 __percpu *counters, size_t i)
+{
+	this_cpu_inc(counters[i]);
+}
+
+void mh_rs_percpu_u64_sum(u64 __percpu *counters, size_t n, u64 *sum)
+{
+	size_t i;
+	int cpu;
+
+	memset(sum, 0, n * sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		const u64 *c = per_cpu_ptr(counters, cpu);
+
+		for (i = 0; i < n; i++)
+			sum[i] += READ_ONCE(c[i]);
+	}
+}
+
+/* What @size bytes per CPU take: a copy per possible CPU. */
+size_t mh_rs_percpu_bytes(size_t size)
+{
+	return size * num_possible_cpus();
+}
+
+/* Per-namespace state and its /proc/net file (bindings/pernet.rs). */
+
+int mh_rs_pernet_register(struct pernet_operations *ops, unsigned int *id,
+			  int (*init)(struct net *net),
+			  void (*exit)(struct net *net))
+{
+	/*
+	 * @ops is memory Rust allocated for the kernel: give it its whole value
+	 * at once (id and size are const members).
+	 */
+	const struct pernet_operations value = {
+		.init = init,
+		.exit = exit,
+		.id = id,
+		.size = sizeof(void *),
+	};
+
+	memcpy(ops, &value, sizeof(value));
+	return register_pernet_subsys(ops);
+}
+
+void mh_rs_pernet_unregister(struct pernet_operations *ops)
+{
+	unregister_pernet_subsys(ops);
+}
+
+void **mh_rs_net_generic(const struct net *net, unsigned int id)
+{
+	return net_generic(net, id);
+}
+
+/* Without CONFIG_PROC_FS there is no file to make, and nothing fails. */
+int mh_rs_proc_net_create(struct net *net, const char *name,
+			  int (*show)(struct seq_file *seq, void *v))
+{
+	if (!IS_ENABLED(CONFIG_PROC_FS))
+		return 0;
+	if (!proc_create_net_single(name, 0444, net->proc_net, show, NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+void mh_rs_proc_net_remove(struct net *net, const char *name)
+{
+	remove_proc_entry(name, net->proc_net);
+}
+
+struct net *mh_rs_seq_net(struct seq_file *seq)
+{
+	return seq_file_single_net(seq);
+}
+
+/* Delayed work (bindings/work.rs). */
+
+void mh_rs_delayed_work_init(struct delayed_work *dwork,
+			     void (*func)(struct work_struct *work))
+{
+	INIT_DELAYED_WORK(dwork, func);
+}
+
+void mh_rs_delayed_work_queue(struct delayed_work *dwork, unsigned int ms)
+{
+	schedule_delayed_work(dwork, msecs_to_jiffies(ms));
+}
+
+/* Time and hashing (bindings/mod.rs). */
+
+s64 mh_rs_boottime_seconds(void)
+{
+	return ktime_get_boottime_seconds();
 }
 
 /* The kernel's own hsiphash of a u32, for the KUnit cross-check. */

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Offsets and sizes, as the C compiler sees them, of every field that the
- * Rust side reads through bindgen's declarations. Compiled to assembly only;
- * Kbuild turns the markers into bindings/layout.rs, and bindings/mod.rs
- * asserts at compile time that bindgen agrees.
+ * Rust side reads through bindgen's declarations, and of every structure it
+ * allocates for the kernel. Compiled to assembly only; Kbuild turns the
+ * markers into bindings/layout.rs, and bindings/mod.rs asserts at compile
+ * time that bindgen agrees.
  */
 
 #include <linux/kbuild.h>
+#include <linux/workqueue.h>
 #include <net/ip_vs.h>
+#include <net/net_namespace.h>
 
 #include "helpers.h"
 
@@ -17,14 +20,26 @@ void mh_rs_layout(void)
 {
 	DEFINE(SVC_SIZE, sizeof(struct ip_vs_service));
 	OFFSET(SVC_AF, ip_vs_service, af);
+	OFFSET(SVC_PROTOCOL, ip_vs_service, protocol);
+	OFFSET(SVC_ADDR, ip_vs_service, addr);
+	OFFSET(SVC_FWMARK, ip_vs_service, fwmark);
+	OFFSET(SVC_PORT, ip_vs_service, port);
 	OFFSET(SVC_FLAGS, ip_vs_service, flags);
 	OFFSET(SVC_SCHED_DATA, ip_vs_service, sched_data);
 	OFFSET(SVC_NUM_DESTS, ip_vs_service, num_dests);
-	DEFINE(DEST_INFO_SIZE, sizeof(struct mh_rs_dest_info));
-	OFFSET(DEST_INFO_ADDR, mh_rs_dest_info, addr);
-	OFFSET(DEST_INFO_PORT, mh_rs_dest_info, port);
-	OFFSET(DEST_INFO_WEIGHT, mh_rs_dest_info, weight);
+	DEFINE(DEST_SIZE, sizeof(struct ip_vs_dest));
+	OFFSET(DEST_AF, ip_vs_dest, af);
+	OFFSET(DEST_PORT, ip_vs_dest, port);
+	OFFSET(DEST_ADDR, ip_vs_dest, addr);
+	OFFSET(DEST_FLAGS, ip_vs_dest, flags);
+	OFFSET(DEST_WEIGHT, ip_vs_dest, weight);
+	OFFSET(DEST_CFLAGS, ip_vs_dest, cflags);
+	OFFSET(DEST_LAST_WEIGHT, ip_vs_dest, last_weight);
 	DEFINE(FLOW_SIZE, sizeof(struct mh_rs_flow));
 	OFFSET(FLOW_PORT, mh_rs_flow, port);
 	DEFINE(ADDR_SIZE, sizeof(union nf_inet_addr));
+	DEFINE(DWORK_SIZE, sizeof(struct delayed_work));
+	OFFSET(DWORK_WORK, delayed_work, work);
+	DEFINE(SCHED_SIZE, sizeof(struct ip_vs_scheduler));
+	DEFINE(PERNET_OPS_SIZE, sizeof(struct pernet_operations));
 }

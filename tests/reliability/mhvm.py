@@ -82,13 +82,42 @@ class Ipvs:
             return e.errno
 
 
+def kmsg_records():
+    """The kernel log's records still in its buffer, as (sequence number,
+    "[seconds] message"), from /dev/kmsg. Sequence numbers, unlike line
+    counts, stay right when the buffer wraps (the debug kernel logs a lot)."""
+    out = []
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                rec = os.read(fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except BrokenPipeError:
+                # Records overwritten while reading: go on with the next.
+                continue
+            head, _, msg = rec.partition(";")
+            fields = head.split(",")
+            if len(fields) < 3:
+                continue
+            usec = int(fields[2])
+            out.append((int(fields[1]),
+                        f"[{usec // 1000000:5d}.{usec % 1000000:06d}] {msg.splitlines()[0]}"))
+    finally:
+        os.close(fd)
+    return out
+
+
 def kmsg_mark():
     """A position in the kernel log, for kmsg_since."""
-    return len(run("dmesg").stdout.splitlines())
+    recs = kmsg_records()
+    return recs[-1][0] if recs else -1
 
 
 def kmsg_since(mark):
-    return run("dmesg").stdout.splitlines()[mark:]
+    """The kernel log's lines after MARK."""
+    return [line for seq, line in kmsg_records() if seq > mark]
 
 
 def config_text():

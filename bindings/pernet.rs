@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-network-namespace state of the module, shown in a file of each
+//! namespace's `/proc/net`.
+//!
+//! C headers: [`include/net/netns/generic.h`](srctree/include/net/netns/generic.h),
+//! [`include/linux/proc_fs.h`](srctree/include/linux/proc_fs.h)
+//!
+//! Each namespace gets an `Arc<T>` when it is created (or when the module
+//! registers, for the namespaces that exist then), kept in the namespace's
+//! `net_generic` slot until the namespace goes (or the module does).
+//! Whoever needs the state beyond that takes its own reference with
+//! [`PerNet::get`]: IPVS tears a namespace's services down only after the
+//! module's exit callback has run (pernet operations exit in the reverse
+//! order of their registration), so those services must keep the state
+//! alive themselves.
+
+use core::cell::UnsafeCell;
+use core::marker::{PhantomData, PhantomPinned};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use kernel::ffi::{c_int, c_uint, c_void};
+use kernel::prelude::*;
+use kernel::seq_file::SeqFile;
+use kernel::str::CStr;
+use kernel::sync::Arc;
+use kernel::types::Opaque;
+
+use super::raw;
+
+/// A network namespace, alive for `'a`.
+///
+/// # Invariants
+///
+/// `ptr` points to a live `struct net` for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct NetRef<'a> {
+    ptr: NonNull<raw::net>,
+    _p: PhantomData<&'a raw::net>,
+}
+
+impl NetRef<'_> {
+    /// # Safety
+    ///
+    /// `ptr` must be a namespace that stays alive for the chosen lifetime.
+    pub(super) unsafe fn from_raw(ptr: NonNull<raw::net>) -> Self {
+        // INVARIANT: By the caller's guarantee.
+        NetRef {
+            ptr,
+            _p: PhantomData,
+        }
+    }
+}
+
+/// The `net_generic` slot number of a [`NetState`] type, given by the kernel
+/// when the state is registered. The module declares one as a `static`.
+pub(crate) struct PerNetId {
+    id: UnsafeCell<c_uint>,
+    /// Set while the slot is registered.
+    registered: AtomicBool,
+}
+
+// SAFETY: `id` is written by the kernel during `register_pernet_subsys()`,
+// before it calls the state's `init` for any namespace; it is read only by
+// the callbacks (`init`, `exit`, `show`) and by `PerNet::get`, whose callers
+// run after the registration (the scheduler registers after the state).
+unsafe impl Sync for PerNetId {}
+
+impl PerNetId {
+    /// A slot number not registered yet.
+    pub(crate) const fn new() -> Self {
+        PerNetId {
+            id: UnsafeCell::new(0),
+            registered: AtomicBool::new(false),
+        }
+    }
+
+    fn get(&self) -> Option<c_uint> {
+        if self.registered.load(Ordering::Acquire) {
+            // SAFETY: Written by the kernel before any reader runs (see
+            // `Sync`), not since.
+            Some(unsafe { *self.id.get() })
+        } else {
+            None
+        }
+    }
+}
+
+/// State the module keeps for each network namespace.
+pub(crate) trait NetState: Send + Sync + Sized + 'static {
+    /// The `net_generic` slot of the state (a `static` of the module).
+    fn id() -> &'static PerNetId;
+    /// The name of the state's file in each namespace's `/proc/net`.
+    const PROC_NAME: &'static CStr;
+    /// The state of a new namespace.
+    fn new() -> Result<Arc<Self>>;
+    /// Writes the contents of the namespace's `/proc/net` file.
+    fn show(&self, out: &SeqFile);
+}
+
+/// The registration of a [`NetState`]: while it lives, every namespace has
+/// its state and file.
+///
+/// # Invariants
+///
+/// `ops` is registered with the kernel, with `T::id()` as its slot, for as
+/// long as this value lives.
+pub(crate) struct PerNet<T: NetState> {
+    ops: Pin<KBox<PernetOps>>,
+    _p: PhantomData<T>,
+}
+
+/// The kernel's `struct pernet_operations`, at a stable address.
+struct PernetOps {
+    ops: Opaque<raw::pernet_operations>,
+    _pin: PhantomPinned,
+}
+
+// SAFETY: The kernel reads the operations from any CPU; nothing in them is
+// tied to a thread.
+unsafe impl Send for PernetOps {}
+// SAFETY: As above; Rust never accesses them after registration.
+unsafe impl Sync for PernetOps {}
+
+/// The slot of `net` for `T`, if `T` is registered.
+fn slot<T: NetState>(net: *mut raw::net) -> Option<&'static AtomicPtr<T>> {
+    let id = T::id().get()?;
+    // SAFETY: `net` is a live namespace (callers); the slot exists for
+    // every namespace while `T` is registered, and is pointer-sized.
+    let p = unsafe { raw::mh_rs_net_generic(net, id) };
+    // SAFETY: A live, aligned, pointer-sized slot, only accessed atomically
+    // by this module; it lives as long as the namespace, and callers only
+    // use the reference while the namespace is alive.
+    NonNull::new(p).map(|p| unsafe { AtomicPtr::from_ptr(p.as_ptr().cast::<*mut T>()) })
+}
+
+impl<T: NetState> PerNet<T> {
+    /// Registers the state: every namespace that exists now and every one
+    /// created later gets its state and its `/proc/net` file.
+    pub(crate) fn register() -> Result<Self> {
+        let ops = KBox::pin(
+            PernetOps {
+                ops: Opaque::zeroed(),
+                _pin: PhantomPinned,
+            },
+            GFP_KERNEL,
+        )?;
+        // The callbacks made during the registration (`init` for the
+        // namespaces that exist) look the slot up already.
+        T::id().registered.store(true, Ordering::Release);
+        // SAFETY: `ops` is zeroed and stays at its address until `drop`
+        // unregisters it; `T::id()` is a static; the callbacks match the
+        // C prototypes.
+        let ret = unsafe {
+            raw::mh_rs_pernet_register(
+                ops.ops.get(),
+                T::id().id.get(),
+                Some(init::<T>),
+                Some(exit::<T>),
+            )
+        };
+        if ret < 0 {
+            T::id().registered.store(false, Ordering::Release);
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: Registered just above.
+        Ok(PerNet {
+            ops,
+            _p: PhantomData,
+        })
+    }
+
+    /// The state of `net`, or `None` once the namespace is being torn down.
+    pub(crate) fn get(net: NetRef<'_>) -> Option<Arc<T>> {
+        let ptr = slot::<T>(net.ptr.as_ptr())?.load(Ordering::Acquire);
+        let ptr = NonNull::new(ptr)?;
+        // SAFETY: A non-null slot holds a reference from `Arc::into_raw`,
+        // put there by `init` and taken out by `exit` only when no one can
+        // configure the namespace or read its files any more, so it is
+        // alive while `net` is in use; borrow it and take a reference.
+        let borrowed = unsafe { kernel::sync::ArcBorrow::from_raw(ptr.as_ptr()) };
+        Some(borrowed.into())
+    }
+}
+
+impl<T: NetState> Drop for PerNet<T> {
+    fn drop(&mut self) {
+        // SAFETY: Registered (type invariant); this runs `exit` for every
+        // namespace and waits for it.
+        unsafe { raw::mh_rs_pernet_unregister(self.ops.ops.get()) };
+        T::id().registered.store(false, Ordering::Release);
+    }
+}
+
+/// A namespace is created: make its state and its file.
+///
+/// # Safety
+///
+/// Called by the kernel only, with a new namespace.
+unsafe extern "C" fn init<T: NetState>(net: *mut raw::net) -> c_int {
+    let state = match T::new() {
+        Ok(state) => state,
+        Err(e) => return e.to_errno(),
+    };
+    let Some(slot) = slot::<T>(net) else {
+        return EINVAL.to_errno();
+    };
+    slot.store(Arc::into_raw(state).cast_mut(), Ordering::Release);
+    // SAFETY: A live namespace; the name is a static C string; `show` matches
+    // the seq_file show prototype.
+    let ret = unsafe { raw::mh_rs_proc_net_create(net, T::PROC_NAME.as_char_ptr(), Some(show::<T>)) };
+    if ret < 0 {
+        drop_slot(slot);
+        return ret;
+    }
+    0
+}
+
+/// A namespace goes (or the module does): remove its file, then drop the
+/// namespace's reference on its state.
+///
+/// # Safety
+///
+/// Called by the kernel only, with a namespace that `init` succeeded for.
+unsafe extern "C" fn exit<T: NetState>(net: *mut raw::net) {
+    // SAFETY: A live namespace; removing the entry waits for its readers.
+    unsafe { raw::mh_rs_proc_net_remove(net, T::PROC_NAME.as_char_ptr()) };
+    if let Some(slot) = slot::<T>(net) {
+        drop_slot(slot);
+    }
+}
+
+/// Takes the reference out of a slot and drops it.
+fn drop_slot<T: NetState>(slot: &AtomicPtr<T>) {
+    let ptr = slot.swap(ptr::null_mut(), Ordering::AcqRel);
+    if !ptr.is_null() {
+        // SAFETY: The slot owned a reference from `Arc::into_raw`; it is
+        // taken out once, by the swap above.
+        drop(unsafe { Arc::from_raw(ptr) });
+    }
+}
+
+/// Shows the namespace's `/proc/net` file.
+///
+/// # Safety
+///
+/// Called by the seq_file code only, for the file `init` created.
+unsafe extern "C" fn show<T: NetState>(seq: *mut raw::seq_file, _v: *mut c_void) -> c_int {
+    // SAFETY: The file's seq_file belongs to a live namespace while it is
+    // read (`exit` removes the file, waiting for readers, first).
+    let net = unsafe { raw::mh_rs_seq_net(seq) };
+    let Some(slot) = slot::<T>(net) else {
+        return 0;
+    };
+    let ptr = slot.load(Ordering::Acquire);
+    // SAFETY: The slot's reference is dropped only after the file is
+    // removed, which waits for this reader.
+    let Some(state) = (unsafe { ptr.as_ref() }) else {
+        return 0;
+    };
+    // SAFETY: The seq_file of this show call, used by this thread only.
+    let out = unsafe { SeqFile::from_raw(seq.cast()) };
+    state.show(out);
+    0
+}
