@@ -5,27 +5,7 @@
 
 set -u
 MH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-mh_failed=0
-mh_passed=0
-
-pass() { echo "PASS $*"; mh_passed=$((mh_passed + 1)); }
-fail() { echo "FAIL $*"; mh_failed=$((mh_failed + 1)); }
-# check NAME CMD...: one scenario, passing when CMD succeeds.
-check() {
-	local name=$1
-	shift
-	local out
-	if out=$("$@" 2>&1); then
-		pass "$name${out:+ ($(printf '%s\n' "$out" | tail -n 1))}"
-	else
-		fail "$name"
-		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
-	fi
-}
-finish() {
-	echo "$mh_passed passed, $mh_failed failed"
-	[ "$mh_failed" = 0 ]
-}
+source "$MH_REPO/tests/lib/tally.sh"
 
 # The kernel's C modules directory and the in-tree C ip_vs_mh.
 c_mh_ko() { find "/lib/modules/$(uname -r)/kernel" -name 'ip_vs_mh.ko*' | head -n 1; }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Builds of the module that make check does not otherwise make, inside the
+# toolchain environment, against a kernel tree KDIR:
+#   - with a separate output directory (kbuild's MO=): the crate finds the
+#     files bindgen generated in the output directory, not beside its
+#     sources;
+#   - the package's build has none of the test-only code (Kbuild's
+#     MH_RS_TEST_HOOKS), the tests' build has it.
+#   tests/build/module-builds.sh KDIR
+set -u
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+source "$repo/tests/lib/tally.sh"
+kdir=$1
+cache=${MH_CACHE:-/var/cache/ip-vs-mh-rs}
+mkdir -p "$cache/run"
+tmp=$(mktemp -d "$cache/run/module-builds.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# A read-only copy of the sources, and an output directory elsewhere.
+mkdir -p "$tmp/src" "$tmp/out"
+(cd "$repo" && tar -cf - Kbuild Makefile ip_vs_mh_rs.rs bindings maglev/maglev.rs scripts/check-kdir.sh) |
+	tar -C "$tmp/src" -xf -
+chmod -R a-w "$tmp/src"
+separate_output() {
+	"$repo/scripts/in-toolchain" make -s -C "$kdir" M="$tmp/src" MO="$tmp/out" modules &&
+		[ -f "$tmp/out/ip_vs_mh_rs.ko" ] && [ -f "$tmp/out/bindings/generated.rs" ] &&
+		[ ! -e "$tmp/src/bindings/generated.rs" ]
+}
+check "the module builds with a separate, read-only-source output directory (MO=)" separate_output
+
+# Symbols only the test hooks define (the RCU callback delay; the per-CPU
+# fault point exists only in kernels with fault injection).
+hook_symbols() { "$repo/scripts/in-toolchain" nm "$1" | grep -cE 'test_hooks|mh_rs_fail_percpu'; }
+package_build() {
+	local ko n
+	ko=$("$repo/scripts/build-module.sh" "$kdir") || return 1
+	n=$(hook_symbols "$ko")
+	echo "$n test-hook symbols in $ko"
+	[ "$n" = 0 ]
+}
+check "the package's build has no test hooks (no fault point, no delayed RCU callbacks)" package_build
+hooks_build() {
+	local ko n
+	ko=$("$repo/scripts/build-module.sh" --test-hooks "$kdir") || return 1
+	n=$(hook_symbols "$ko")
+	echo "$n test-hook symbols in $ko"
+	[ "$n" -gt 0 ]
+}
+check "the tests' build has them" hooks_build
+finish
