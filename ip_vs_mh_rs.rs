@@ -43,7 +43,7 @@ use bindings::dest::{Dest, DestEntry, DestInfo, DestRefs};
 use bindings::packet::Flow;
 use bindings::percpu::PerCpuCounters;
 use bindings::pernet::{NetState, PerNet, PerNetId};
-use bindings::rcu::{RcuBox, RcuPtr, ReadLock, Unpublish};
+use bindings::rcu::{RcuBox, RcuPtr, ReadLock, Unpublish, Unpublishing};
 use bindings::scheduler::{Ctl, DestChange, Registration, Scheduler};
 use bindings::service::{Service, ServiceLocked, ServiceName};
 use maglev::{Addr, Order, TableSize};
@@ -103,8 +103,8 @@ impl MhTable {
 }
 
 impl Unpublish for MhTable {
-    fn unpublished(&self) {
-        self.dests.release();
+    fn unpublished<'a>(&'a self, u: &mut Unpublishing<'a>) {
+        u.release(&self.dests);
     }
 }
 
@@ -140,10 +140,8 @@ struct MhService {
 impl Unpublish for Arc<MhService> {
     /// The service stops using the scheduler: its table goes, with its
     /// references on the real servers.
-    fn unpublished(&self) {
-        if let Some(table) = self.table.replace(None) {
-            table.retire();
-        }
+    fn unpublished<'a>(&'a self, u: &mut Unpublishing<'a>) {
+        u.retire(&self.table);
     }
 }
 
@@ -276,12 +274,15 @@ impl NetState for NetServices {
     /// `/proc/net/ip_vs_mh`: the format's version, what its columns are, and
     /// then each service's records (README.md documents them).
     fn show(&self, out: &SeqFile) {
-        seq_print!(out, "# ip_vs_mh_rs 2\n");
+        seq_print!(out, "# ip_vs_mh_rs 3\n");
         seq_print!(
             out,
-            "# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes\n"
+            "# S proto address size mode rebuilds last_rebuild moved decisions fallbacks refusals bytes stale\n"
         );
-        seq_print!(out, "# D address weight slots slot_share weight_share\n");
+        seq_print!(
+            out,
+            "# D address weight table_weight slots slot_share weight_share\n"
+        );
         let services = self.services.lock();
         for service in services.values() {
             service.write_records(out);
@@ -411,10 +412,22 @@ impl MhService {
             return Ok(Rebuilt::Unchanged);
         }
 
-        let (slots, stats) = build_table(self.size, servers, self.order, bitmap, setup, order)?;
-        let new = if n == 0 {
+        // The table's node first: it is the one allocation here without a
+        // vmalloc fallback, so when memory is short the rebuild fails
+        // before the fill's work.
+        let mut new = if n == 0 {
             None
         } else {
+            Some(RcuBox::new(
+                MhTable {
+                    slots: KVVec::new(),
+                    dests: DestRefs::with_capacity(0)?,
+                },
+                GFP_KERNEL,
+            )?)
+        };
+        let (slots, stats) = build_table(self.size, servers, self.order, bitmap, setup, order)?;
+        if let Some(table) = new.as_deref_mut() {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
             let mut dests = DestRefs::with_capacity(n)?;
@@ -427,8 +440,9 @@ impl MhService {
                     },
                 )?;
             }
-            Some(RcuBox::new(MhTable { slots, dests }, GFP_KERNEL)?)
-        };
+            table.slots = slots;
+            table.dests = dests;
+        }
 
         let moved = ReadLock::with(|lock| moved_slots(self.table.get(lock), new.as_deref(), m));
         if let Some(old) = self.table.replace(new) {
@@ -482,7 +496,11 @@ impl MhService {
                         ),
                     }
                 }
-                private.retry_ms = 0;
+                if private.retry_ms != 0 {
+                    // A change rebuilt the table before the retry did.
+                    ctl.retry_not_needed();
+                    private.retry_ms = 0;
+                }
             }
             Err(e) => {
                 let first = !self.stale.swap(true, Ordering::Relaxed);
@@ -515,7 +533,8 @@ impl MhService {
     }
 
     /// The service's `/proc/net/ip_vs_mh` records: one `S` line, then a `D`
-    /// line per real server.
+    /// line per real server of the serving table, with its current weight
+    /// and the weight the table was built with.
     fn write_records(&self, out: &SeqFile) {
         let [decisions, fallbacks, refusals] = self.counters.sum();
         let order = if self.order == Order::List {
@@ -533,7 +552,7 @@ impl MhService {
                 + table.map_or(0, MhTable::bytes);
             seq_print!(
                 out,
-                "S {} {} {} {} {} {} {} {} {} {}\n",
+                "S {} {} {} {} {} {} {} {} {} {} {}\n",
                 self.name,
                 self.size.slots(),
                 order,
@@ -543,7 +562,8 @@ impl MhService {
                 decisions,
                 fallbacks,
                 refusals,
-                bytes
+                bytes,
+                u8::from(self.stale.load(Ordering::Relaxed))
             );
             let Some(table) = table else {
                 return;
@@ -553,12 +573,13 @@ impl MhService {
                 .iter()
                 .map(|(_, r)| u64::try_from(r.info.weight).unwrap_or(0))
                 .sum();
-            for (_, r) in table.dests.iter() {
+            for (dest, r) in table.dests.iter() {
                 let weight = u64::try_from(r.info.weight).unwrap_or(0);
                 seq_print!(
                     out,
-                    "D {} {} {} {} {}\n",
+                    "D {} {} {} {} {} {}\n",
                     HostPort(r.info.addr, r.info.port),
+                    dest.weight(),
                     r.info.weight,
                     r.slots,
                     Percent(u64::from(r.slots), u64::from(self.size.slots())),

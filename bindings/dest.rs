@@ -179,7 +179,10 @@ impl<T> DestRefs<T> {
         self.dests.capacity() * core::mem::size_of::<(NonNull<raw::ip_vs_dest>, T)>()
     }
 
-    /// Gives every reference back, once; later calls do nothing.
+    /// Gives every reference back, once; later calls do nothing. Only
+    /// [`super::rcu::Unpublishing`] calls it (and `drop`): no code may look
+    /// at a server of the set afterwards, but the readers that found it
+    /// before.
     ///
     /// This is done when the holder is unpublished (see
     /// [`super::rcu::Unpublish`]), not when its memory is freed after the
@@ -198,7 +201,7 @@ impl<T> DestRefs<T> {
     /// unpublished may go on using it: IPVS frees a server's memory only
     /// through `call_rcu()` queued after its last reference is gone (at the
     /// earliest, here), so that grace period waits for them.
-    pub(crate) fn release(&self) {
+    fn release(&self) {
         if !self.held.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -208,6 +211,12 @@ impl<T> DestRefs<T> {
             // caller wins.
             unsafe { raw::mh_rs_dest_put(dest.as_ptr()) };
         }
+    }
+}
+
+impl<T: Send> super::rcu::Release for DestRefs<T> {
+    fn release(&self) {
+        DestRefs::release(self);
     }
 }
 
@@ -222,8 +231,9 @@ impl<T> Drop for DestRefs<T> {
 /// # Invariants
 ///
 /// `ptr` is a `struct ip_vs_dest` that stays valid for `'a`: the set holds a
-/// reference on it, or was released while an RCU reader that borrowed it
-/// (through a value published under RCU) was already running, see
+/// reference on it, or was released (once its holder was unpublished, after
+/// which only the RCU readers that found the holder before can borrow from
+/// the set) while the reader that borrowed it was already running, see
 /// [`DestRefs::release`].
 #[derive(Clone, Copy)]
 pub(crate) struct Dest<'a> {
@@ -251,6 +261,15 @@ impl Dest<'_> {
             )
         };
         cflags & super::DEST_CF_AVAILABLE != 0 && flags & super::DEST_F_OVERLOAD == 0
+    }
+
+    /// The server's current weight (IPVS sets it before it tells the
+    /// scheduler of the change).
+    #[inline]
+    pub(crate) fn weight(&self) -> i32 {
+        // SAFETY: Valid by the type invariant; `weight` is an `atomic_t`.
+        unsafe { AtomicI32::from_ptr(&raw mut (*self.ptr.as_ptr()).weight.counter) }
+            .load(Ordering::Relaxed)
     }
 
     /// The server object's identity, comparable with

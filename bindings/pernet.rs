@@ -18,7 +18,7 @@
 use core::cell::UnsafeCell;
 use core::marker::{PhantomData, PhantomPinned};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use kernel::ffi::{c_int, c_uint, c_void};
 use kernel::prelude::*;
@@ -28,6 +28,7 @@ use kernel::sync::Arc;
 use kernel::types::Opaque;
 
 use super::raw;
+use super::rcu::ReadLock;
 
 /// A network namespace, alive for `'a`.
 ///
@@ -57,14 +58,26 @@ impl NetRef<'_> {
 /// when the state is registered. The module declares one as a `static`.
 pub(crate) struct PerNetId {
     id: UnsafeCell<c_uint>,
-    /// Set while the slot is registered.
-    registered: AtomicBool,
+    /// [`FREE`], [`REGISTERING`], [`OPEN`] or [`CLOSING`].
+    state: AtomicU8,
 }
 
-// SAFETY: `id` is written by the kernel during `register_pernet_subsys()`,
-// before it calls the state's `init` for any namespace; it is read only by
-// the callbacks (`init`, `exit`, `show`) and by `PerNet::get`, whose callers
-// run after the registration (the scheduler registers after the state).
+/// Not registered.
+const FREE: u8 = 0;
+/// Being registered: the kernel has the slot number (it writes `id` before
+/// it calls `init` for any namespace) but [`PerNet::get`] is not open yet.
+const REGISTERING: u8 = 1;
+/// Registered: [`PerNet::get`] may read `id`.
+const OPEN: u8 = 2;
+/// Being unregistered: [`PerNet::get`] is closed again.
+const CLOSING: u8 = 3;
+
+// SAFETY: `id` is written by the kernel during `register_pernet_subsys()`
+// (state REGISTERING), before it calls the callbacks, which read it; other
+// readers (`PerNet::get`) read it only in state OPEN, which is set after the
+// registration returned and left before unregistering. Only one
+// registration can use the static at a time (`state` is taken with a
+// compare-exchange).
 unsafe impl Sync for PerNetId {}
 
 impl PerNetId {
@@ -72,18 +85,21 @@ impl PerNetId {
     pub(crate) const fn new() -> Self {
         PerNetId {
             id: UnsafeCell::new(0),
-            registered: AtomicBool::new(false),
+            state: AtomicU8::new(FREE),
         }
     }
 
+    /// The slot number, for the callbacks the kernel makes once it has set
+    /// it.
+    fn for_callbacks(&self) -> c_uint {
+        // SAFETY: Written by the kernel before it calls any callback (see
+        // `Sync`), not changed while the callbacks can run.
+        unsafe { *self.id.get() }
+    }
+
+    /// The slot number, while the registration is open.
     fn get(&self) -> Option<c_uint> {
-        if self.registered.load(Ordering::Acquire) {
-            // SAFETY: Written by the kernel before any reader runs (see
-            // `Sync`), not since.
-            Some(unsafe { *self.id.get() })
-        } else {
-            None
-        }
+        (self.state.load(Ordering::Acquire) == OPEN).then(|| self.for_callbacks())
     }
 }
 
@@ -123,15 +139,18 @@ unsafe impl Send for PernetOps {}
 // SAFETY: As above; Rust never accesses them after registration.
 unsafe impl Sync for PernetOps {}
 
-/// The slot of `net` for `T`, if `T` is registered.
-fn slot<T: NetState>(net: *mut raw::net) -> Option<&'static AtomicPtr<T>> {
-    let id = T::id().get()?;
-    // SAFETY: `net` is a live namespace (callers); the slot exists for
-    // every namespace while `T` is registered, and is pointer-sized.
+/// The slot number `id` of `net`.
+///
+/// # Safety
+///
+/// `net` must be a live namespace and `id` the slot number of a registered
+/// state, for as long as the reference is used.
+unsafe fn slot<T: NetState>(net: *mut raw::net, id: c_uint) -> Option<&'static AtomicPtr<T>> {
+    // SAFETY: `net` is a live namespace (caller); the slot exists for every
+    // namespace while the state is registered, and is pointer-sized.
     let p = unsafe { raw::mh_rs_net_generic(net, id) };
     // SAFETY: A live, aligned, pointer-sized slot, only accessed atomically
-    // by this module; it lives as long as the namespace, and callers only
-    // use the reference while the namespace is alive.
+    // by this module; it lives as long as the namespace (caller).
     NonNull::new(p).map(|p| unsafe { AtomicPtr::from_ptr(p.as_ptr().cast::<*mut T>()) })
 }
 
@@ -139,19 +158,26 @@ impl<T: NetState> PerNet<T> {
     /// Registers the state: every namespace that exists now and every one
     /// created later gets its state and its `/proc/net` file.
     pub(crate) fn register() -> Result<Self> {
-        let ops = KBox::pin(
+        let state = &T::id().state;
+        state
+            .compare_exchange(FREE, REGISTERING, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| EBUSY)?;
+        let ops = match KBox::pin(
             PernetOps {
                 ops: Opaque::zeroed(),
                 _pin: PhantomPinned,
             },
             GFP_KERNEL,
-        )?;
-        // The callbacks made during the registration (`init` for the
-        // namespaces that exist) look the slot up already.
-        T::id().registered.store(true, Ordering::Release);
+        ) {
+            Ok(ops) => ops,
+            Err(e) => {
+                state.store(FREE, Ordering::Release);
+                return Err(e.into());
+            }
+        };
         // SAFETY: `ops` is zeroed and stays at its address until `drop`
-        // unregisters it; `T::id()` is a static; the callbacks match the
-        // C prototypes.
+        // unregisters it; `T::id()` is a static this registration owns (the
+        // state above); the callbacks match the C prototypes.
         let ret = unsafe {
             raw::mh_rs_pernet_register(
                 ops.ops.get(),
@@ -161,9 +187,10 @@ impl<T: NetState> PerNet<T> {
             )
         };
         if ret < 0 {
-            T::id().registered.store(false, Ordering::Release);
+            state.store(FREE, Ordering::Release);
             return Err(Error::from_errno(ret));
         }
+        state.store(OPEN, Ordering::Release);
         // INVARIANT: Registered just above.
         Ok(PerNet {
             ops,
@@ -173,23 +200,30 @@ impl<T: NetState> PerNet<T> {
 
     /// The state of `net`, or `None` once the namespace is being torn down.
     pub(crate) fn get(net: NetRef<'_>) -> Option<Arc<T>> {
-        let ptr = slot::<T>(net.ptr.as_ptr())?.load(Ordering::Acquire);
-        let ptr = NonNull::new(ptr)?;
-        // SAFETY: A non-null slot holds a reference from `Arc::into_raw`,
-        // put there by `init` and taken out by `exit` only when no one can
-        // configure the namespace or read its files any more, so it is
-        // alive while `net` is in use; borrow it and take a reference.
-        let borrowed = unsafe { kernel::sync::ArcBorrow::from_raw(ptr.as_ptr()) };
-        Some(borrowed.into())
+        let id = T::id().get()?;
+        // SAFETY: A live namespace (`NetRef`), and `id` registered while the
+        // registration is open, which it is until `drop`, after any caller
+        // that could hold a `NetRef` (the module's callbacks) is gone.
+        let slot = unsafe { slot::<T>(net.ptr.as_ptr(), id) }?;
+        ReadLock::with(|_| {
+            let ptr = NonNull::new(slot.load(Ordering::Acquire))?;
+            // SAFETY: A non-null slot holds a reference from `Arc::into_raw`;
+            // `exit` takes it out, then waits for a grace period before it
+            // drops it, and this read section began before that grace
+            // period ended: the state is alive; take a reference.
+            let borrowed = unsafe { kernel::sync::ArcBorrow::from_raw(ptr.as_ptr()) };
+            Some(borrowed.into())
+        })
     }
 }
 
 impl<T: NetState> Drop for PerNet<T> {
     fn drop(&mut self) {
+        T::id().state.store(CLOSING, Ordering::Release);
         // SAFETY: Registered (type invariant); this runs `exit` for every
         // namespace and waits for it.
         unsafe { raw::mh_rs_pernet_unregister(self.ops.ops.get()) };
-        T::id().registered.store(false, Ordering::Release);
+        T::id().state.store(FREE, Ordering::Release);
     }
 }
 
@@ -203,7 +237,8 @@ unsafe extern "C" fn init<T: NetState>(net: *mut raw::net) -> c_int {
         Ok(state) => state,
         Err(e) => return e.to_errno(),
     };
-    let Some(slot) = slot::<T>(net) else {
+    // SAFETY: A live namespace; the kernel set the slot number before this.
+    let Some(slot) = (unsafe { slot::<T>(net, T::id().for_callbacks()) }) else {
         return EINVAL.to_errno();
     };
     slot.store(Arc::into_raw(state).cast_mut(), Ordering::Release);
@@ -226,17 +261,22 @@ unsafe extern "C" fn init<T: NetState>(net: *mut raw::net) -> c_int {
 unsafe extern "C" fn exit<T: NetState>(net: *mut raw::net) {
     // SAFETY: A live namespace; removing the entry waits for its readers.
     unsafe { raw::mh_rs_proc_net_remove(net, T::PROC_NAME.as_char_ptr()) };
-    if let Some(slot) = slot::<T>(net) {
+    // SAFETY: A live namespace; the slot number is set.
+    if let Some(slot) = unsafe { slot::<T>(net, T::id().for_callbacks()) } {
         drop_slot(slot);
     }
 }
 
-/// Takes the reference out of a slot and drops it.
+/// Takes the reference out of a slot and drops it, once `PerNet::get`
+/// calls that may have read it are done. Process context.
 fn drop_slot<T: NetState>(slot: &AtomicPtr<T>) {
     let ptr = slot.swap(ptr::null_mut(), Ordering::AcqRel);
     if !ptr.is_null() {
+        // SAFETY: Plain FFI call, process context (the pernet callbacks).
+        unsafe { raw::synchronize_rcu() };
         // SAFETY: The slot owned a reference from `Arc::into_raw`; it is
-        // taken out once, by the swap above.
+        // taken out once, by the swap above, and no reader can still be
+        // borrowing it.
         drop(unsafe { Arc::from_raw(ptr) });
     }
 }
@@ -250,7 +290,8 @@ unsafe extern "C" fn show<T: NetState>(seq: *mut raw::seq_file, _v: *mut c_void)
     // SAFETY: The file's seq_file belongs to a live namespace while it is
     // read (`exit` removes the file, waiting for readers, first).
     let net = unsafe { raw::mh_rs_seq_net(seq) };
-    let Some(slot) = slot::<T>(net) else {
+    // SAFETY: As above; the slot number is set while the file exists.
+    let Some(slot) = (unsafe { slot::<T>(net, T::id().for_callbacks()) }) else {
         return 0;
     };
     let ptr = slot.load(Ordering::Acquire);

@@ -53,11 +53,70 @@ impl ReadLock<'_> {
 }
 
 /// What a value published to RCU readers does when it is unpublished, before
-/// the grace period after which its memory is freed: give back what must not
-/// outlive the publication itself (see [`super::dest::DestRefs::release`]).
-pub(crate) trait Unpublish {
+/// the grace period after which its memory is freed: hand its own counted
+/// references ([`super::dest::DestRefs`]) and the values it publishes itself
+/// ([`RcuPtr`]) to `u`, which gives the references back and retires the
+/// nested values (see [`super::dest::DestRefs::release`] for why this cannot
+/// wait for the grace period).
+///
+/// The value is dropped later, in an RCU callback: its `Drop` must be fine
+/// in atomic context, on any CPU (hence `Send`).
+pub(crate) trait Unpublish: Send {
     /// Called once, on the control path, when the value is retired.
-    fn unpublished(&self);
+    fn unpublished<'a>(&'a self, u: &mut Unpublishing<'a>);
+}
+
+/// Something whose counted references [`Unpublishing`] gives back.
+pub(super) trait Release {
+    /// Gives the references back, once.
+    fn release(&self);
+}
+
+/// The unpublishing of one value: what its [`Unpublish`] hook hands over.
+///
+/// Only this module makes one, only for a value no new reader can find. The
+/// lifetime is that of the hook's `&self` and is invariant, so that only the
+/// value's own fields can be handed over (not something reached through
+/// another published value), and the references are given back only after
+/// the hook has returned, so that no code of the hook can look at released
+/// servers.
+pub(crate) struct Unpublishing<'a> {
+    /// At most this many sets per value (more are given back when the value
+    /// is freed, too late for IPVS at namespace teardown).
+    sets: [Option<&'a dyn Release>; 4],
+    _invariant: PhantomData<fn(&'a ()) -> &'a ()>,
+}
+
+impl<'a> Unpublishing<'a> {
+    fn new() -> Self {
+        Unpublishing {
+            sets: [None; 4],
+            _invariant: PhantomData,
+        }
+    }
+
+    /// Gives the references of `refs` back once the hook has returned.
+    pub(crate) fn release<T: Send>(&mut self, refs: &'a super::dest::DestRefs<T>) {
+        if let Some(slot) = self.sets.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(refs);
+        }
+    }
+
+    /// Unpublishes the value `ptr` publishes and retires it.
+    pub(crate) fn retire<T: Unpublish>(&mut self, ptr: &'a RcuPtr<T>) {
+        if let Some(old) = ptr.replace(None) {
+            old.retire();
+        }
+    }
+
+    /// Runs `value`'s hook, then gives back what it handed over.
+    fn run<T: Unpublish>(value: &T) {
+        let mut u = Unpublishing::new();
+        value.unpublished(&mut u);
+        for refs in u.sets.into_iter().flatten() {
+            refs.release();
+        }
+    }
 }
 
 /// A heap value with room for an RCU callback, not (or no longer) visible to
@@ -117,7 +176,10 @@ impl<T> RcuBox<T> {
     /// Publishes the value through a raw pointer that C code keeps and
     /// readers follow (IPVS's `sched_data`). Take it back with
     /// [`Unpublished::from_published`].
-    pub(crate) fn into_published(self) -> NonNull<T> {
+    pub(crate) fn into_published(self) -> NonNull<T>
+    where
+        T: Unpublish,
+    {
         let node = self.into_raw();
         // SAFETY: A valid node: the pointer to its field is valid too.
         unsafe { NonNull::new_unchecked(&raw mut (*node.as_ptr()).value) }
@@ -130,6 +192,14 @@ impl<T> core::ops::Deref for RcuBox<T> {
     fn deref(&self) -> &T {
         // SAFETY: Owned and valid by the type invariant.
         unsafe { &self.ptr.as_ref().value }
+    }
+}
+
+impl<T> core::ops::DerefMut for RcuBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: Owned, valid and unreachable by readers (type invariant):
+        // this is the only access.
+        unsafe { &mut self.ptr.as_mut().value }
     }
 }
 
@@ -153,8 +223,8 @@ pub(crate) struct Unpublished<T: Unpublish> {
     ptr: NonNull<RcuNode<T>>,
 }
 
-// SAFETY: As for `RcuBox`: it owns a `T`.
-unsafe impl<T: Unpublish + Send> Send for Unpublished<T> {}
+// SAFETY: As for `RcuBox`: it owns a `T` (which is `Send`, see `Unpublish`).
+unsafe impl<T: Unpublish> Send for Unpublished<T> {}
 
 impl<T: Unpublish> Unpublished<T> {
     /// The value behind a pointer from [`RcuBox::into_published`], which
@@ -183,8 +253,8 @@ impl<T: Unpublish> Unpublished<T> {
 impl<T: Unpublish> Drop for Unpublished<T> {
     fn drop(&mut self) {
         // SAFETY: The node is live (type invariant) and only shared with
-        // readers, which `unpublished` takes `&self` for.
-        unsafe { self.ptr.as_ref() }.value.unpublished();
+        // readers, which the hook takes `&self` for.
+        Unpublishing::run(&unsafe { self.ptr.as_ref() }.value);
         retire_node(self.ptr);
     }
 }
@@ -291,9 +361,12 @@ impl<T: Unpublish> Drop for RcuPtr<T> {
             // The owner is being dropped, so no reader can reach this pointer
             // any more: either it was never shared, or the owner itself was
             // retired and a grace period has passed. Unpublish and free now.
+            // (An owner that was published should have retired this pointer
+            // in its own hook: here, in its RCU callback, references go back
+            // too late for IPVS, see `DestRefs::release`.)
             // SAFETY: The node is owned (type invariant) and unreachable.
             let node = unsafe { KBox::from_raw(node.as_ptr()) };
-            node.value.unpublished();
+            Unpublishing::run(&node.value);
         }
     }
 }
@@ -331,5 +404,9 @@ mod test_hooks {
             // SAFETY: Plain FFI call, process context (as `super::barrier`).
             unsafe { super::raw::rcu_barrier() };
         }
+        // The last callback counted itself freed before it freed the node:
+        // wait until it has returned too.
+        // SAFETY: As above.
+        unsafe { super::raw::rcu_barrier() };
     }
 }

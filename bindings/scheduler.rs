@@ -19,13 +19,14 @@
 //! what its `add_dest`/`del_dest`/`upd_dest` callbacks return. The call is
 //! made from a work item that takes the configuration mutex with a trylock
 //! (re-queuing itself while it is busy), so that `done_service`, which runs
-//! with the mutex held, can cancel it and wait.
+//! with the mutex held, can disable it and wait.
 
 use core::cell::UnsafeCell;
 use core::marker::{PhantomData, PhantomPinned};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
-use kernel::ffi::c_int;
+use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::types::Opaque;
@@ -33,7 +34,7 @@ use kernel::ThisModule;
 
 use super::dest::{Dest, DestEntry};
 use super::packet::Flow;
-use super::rcu::{self, RcuBox, ReadLock, Unpublish, Unpublished};
+use super::rcu::{self, RcuBox, ReadLock, Unpublish, Unpublished, Unpublishing};
 use super::raw;
 use super::service::{Service, ServiceLocked};
 use super::work::DelayedWork;
@@ -94,7 +95,9 @@ pub(crate) trait Scheduler: Sized + 'static {
 /// `private` is accessed only with the service's configuration mutex held
 /// (in a control-path callback, or in `run_retry` after taking it), hence
 /// never concurrently; it is `None` after `done_service`. `svc` is the
-/// service, live until `done_service` returns. `work` is initialised.
+/// service, live until `done_service` returns. `work` is initialised, and
+/// disabled (neither queued nor running, for good) before the node is
+/// retired.
 struct ServiceNode<S: Scheduler> {
     work: DelayedWork,
     svc: NonNull<raw::ip_vs_service>,
@@ -110,8 +113,8 @@ unsafe impl<S: Scheduler> Send for ServiceNode<S> {}
 unsafe impl<S: Scheduler> Sync for ServiceNode<S> {}
 
 impl<S: Scheduler> Unpublish for ServiceNode<S> {
-    fn unpublished(&self) {
-        self.shared.unpublished();
+    fn unpublished<'a>(&'a self, u: &mut Unpublishing<'a>) {
+        self.shared.unpublished(u);
     }
 }
 
@@ -134,9 +137,15 @@ impl<'a, S: Scheduler> Ctl<'a, S> {
     }
 
     /// Asks for [`Scheduler::retry`] in `delay_ms` milliseconds (unless a
-    /// call is already pending).
+    /// call is already pending; never once the service is done).
     pub(crate) fn retry_in(&self, delay_ms: u32) {
         self.node.work.schedule(delay_ms);
+    }
+
+    /// Withdraws a pending [`Scheduler::retry`] call, if it has not started
+    /// (one that has will run).
+    pub(crate) fn retry_not_needed(&self) {
+        self.node.work.cancel();
     }
 }
 
@@ -165,6 +174,11 @@ pub(crate) struct Registration<S: Scheduler> {
 impl<S: Scheduler> Registration<S> {
     /// Registers the scheduler. `EEXIST` if IPVS already has a scheduler of
     /// that name.
+    ///
+    /// From here on services can bind to the scheduler, and IPVS holds the
+    /// module, not this value, while they do: it must be the last fallible
+    /// step of the module's init (if the init failed after it, the module
+    /// would go with services bound). Dropping it is only for module exit.
     pub(crate) fn register(module: &'static ThisModule) -> Result<Self> {
         let ops = KBox::pin(
             SchedOps {
@@ -216,6 +230,19 @@ impl<S: Scheduler> Drop for Registration<S> {
     }
 }
 
+/// A service's `sched_data`, accessed atomically: the packet path reads it
+/// while the control path writes it.
+///
+/// # Safety
+///
+/// `svc` must be a live service.
+unsafe fn sched_data(svc: *mut raw::ip_vs_service) -> &'static AtomicPtr<c_void> {
+    // SAFETY: A live service's pointer-sized, aligned field, which IPVS itself
+    // does not touch while a scheduler is bound; it lives as long as the
+    // service, and callers use the reference only during a callback.
+    unsafe { AtomicPtr::from_ptr(&raw mut (*svc).sched_data) }
+}
+
 /// The service's node, on the control path.
 ///
 /// # Safety
@@ -225,7 +252,9 @@ impl<S: Scheduler> Drop for Registration<S> {
 unsafe fn node_locked<'a, S: Scheduler>(svc: &ServiceLocked<'a>) -> Option<&'a ServiceNode<S>> {
     // SAFETY: Live; `sched_data` is written only by `init_service` and
     // `done_service`, under the mutex the caller holds.
-    let data = unsafe { (*svc.as_ptr()).sched_data }.cast::<ServiceNode<S>>();
+    let data = unsafe { sched_data(svc.as_ptr()) }
+        .load(Ordering::Relaxed)
+        .cast::<ServiceNode<S>>();
     // SAFETY: Null or the node `init_service` published for a service bound
     // to `S` (only `S`'s callbacks are installed in `S`'s registration), freed
     // only after `done_service`, which cannot run meanwhile.
@@ -286,13 +315,14 @@ unsafe extern "C" fn init_service<S: Scheduler>(svc: *mut raw::ip_vs_service) ->
         }
     };
     // SAFETY: The node is at its final address (boxed), not queued, and is
-    // cancelled in `done_service` before it is freed; `run_retry::<S>` takes
+    // disabled in `done_service` before it is freed; `run_retry::<S>` takes
     // a pointer to a `ServiceNode<S>`'s work item.
     unsafe { node.work.init(run_retry::<S>) };
     let data = node.into_published();
     // INVARIANT: `sched_data` now points to a node of `S`, under the mutex.
-    // SAFETY: Live and locked.
-    unsafe { (*svc).sched_data = data.as_ptr().cast() };
+    // (IPVS publishes the scheduler itself only after this returns.)
+    // SAFETY: Live.
+    unsafe { sched_data(svc) }.store(data.as_ptr().cast(), Ordering::Release);
     0
 }
 
@@ -310,20 +340,22 @@ unsafe extern "C" fn done_service<S: Scheduler>(svc: *mut raw::ip_vs_service) {
     let Some(node) = (unsafe { node_locked::<S>(&locked) }) else {
         return;
     };
-    // No retry may run or be queued from here on; the work only takes the
-    // mutex with a trylock, so waiting for it while holding it is fine.
-    node.work.cancel_sync();
     // SAFETY: Locked: no other access to `private` (`ServiceNode`).
     let private = unsafe { &mut *node.private.get() }.take();
     let data = NonNull::from(node);
     if let Some(private) = private {
         S::done_service(&Ctl { svc: locked, node }, private);
     }
+    // No retry may run or be queued from here on, whoever asks: the item is
+    // disabled for good. It only takes the mutex with a trylock (and queues
+    // itself again while it is busy, which the disabling stops), so waiting
+    // for it while holding the mutex is fine.
+    node.work.disable_sync();
     // IPVS unbound the scheduler (svc->scheduler is NULL) before calling
     // this; packets still being scheduled may read the node until a grace
     // period has passed, which retiring it waits for.
-    // SAFETY: Live and locked.
-    unsafe { (*svc).sched_data = ptr::null_mut() };
+    // SAFETY: Live.
+    unsafe { sched_data(svc) }.store(ptr::null_mut(), Ordering::Release);
     // SAFETY: `init_service` published the node with `into_published`; with
     // `sched_data` cleared no new reader finds it; it is taken back once.
     unsafe { Unpublished::from_published(data) }.retire();
@@ -395,7 +427,7 @@ unsafe extern "C" fn run_retry<S: Scheduler>(work: *mut raw::work_struct) {
     let item = DelayedWork::from_work(work);
     let offset = core::mem::offset_of!(ServiceNode<S>, work);
     // SAFETY: The item is the `work` field of a `ServiceNode<S>` (caller),
-    // `offset` bytes into it; `done_service` cancels the item and waits for
+    // `offset` bytes into it; `done_service` disables the item and waits for
     // it before the node is retired, so the node is live.
     let node = unsafe { &*item.byte_sub(offset).cast::<ServiceNode<S>>() };
     let svc = node.svc;
@@ -429,13 +461,8 @@ unsafe extern "C" fn schedule<S: Scheduler>(
     // SAFETY: IPVS calls `schedule` inside the netfilter hook's RCU read
     // section, which lasts for this call.
     let lock = unsafe { ReadLock::assume() };
-    // SAFETY: Live for the call, as IPVS calls it.
-    let (data, af) = unsafe {
-        (
-            ptr::read_volatile(&raw const (*svc).sched_data),
-            (*svc).af,
-        )
-    };
+    // SAFETY: Live for the call, as IPVS calls it; `af` never changes.
+    let (data, af) = unsafe { (sched_data(svc).load(Ordering::Acquire), (*svc).af) };
     // SAFETY: `sched_data` is null or the published node of a service bound
     // to `S`, retired only after a grace period, which `lock` holds off.
     let Some(node) = (unsafe { data.cast::<ServiceNode<S>>().as_ref() }) else {

@@ -6,9 +6,9 @@
 //! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
 //!
 //! The kernel crate's `workqueue` module (Linux 7.3) queues `Arc`-owned
-//! items but cannot cancel them and wait, which an owner that frees the item
-//! itself needs; this is the small raw version the scheduler abstraction
-//! embeds in its per-service state.
+//! items but cannot disable them and wait, which an owner that frees the
+//! item itself needs; this is the small raw version the scheduler
+//! abstraction embeds in its per-service state.
 
 use kernel::types::Opaque;
 
@@ -19,8 +19,8 @@ use super::raw;
 /// # Invariants
 ///
 /// Once [`DelayedWork::init`] has run, the item is initialised with its
-/// function and stays at its address until its owner cancels it with
-/// [`DelayedWork::cancel_sync`] and frees it.
+/// function and stays at its address until its owner disables it with
+/// [`DelayedWork::disable_sync`] and frees it.
 #[repr(transparent)]
 pub(crate) struct DelayedWork {
     work: Opaque<raw::delayed_work>,
@@ -46,7 +46,7 @@ impl DelayedWork {
     /// # Safety
     ///
     /// The item must be at its final address, not queued, and stay there
-    /// until it is cancelled with [`DelayedWork::cancel_sync`]; `func` must
+    /// until it is disabled with [`DelayedWork::disable_sync`]; `func` must
     /// be sound to call with a pointer to this item's `work_struct`.
     pub(super) unsafe fn init(&self, func: unsafe extern "C" fn(*mut raw::work_struct)) {
         // SAFETY: As the caller guarantees.
@@ -60,12 +60,19 @@ impl DelayedWork {
         unsafe { raw::mh_rs_delayed_work_queue(self.work.get(), delay_ms) };
     }
 
-    /// Cancels the item and waits until it is neither queued nor running
-    /// (it may re-queue itself meanwhile; it is then cancelled too).
-    /// Process context.
-    pub(super) fn cancel_sync(&self) {
+    /// Takes the item off the queue if it is queued, without waiting for it
+    /// if it runs. Any context.
+    pub(super) fn cancel(&self) {
         // SAFETY: Initialised (type invariant).
-        unsafe { raw::cancel_delayed_work_sync(self.work.get()) };
+        unsafe { raw::cancel_delayed_work(self.work.get()) };
+    }
+
+    /// Disables the item for good and waits until it is neither queued nor
+    /// running (it may try to queue itself meanwhile: it is not queued).
+    /// Later [`DelayedWork::schedule`] calls do nothing. Process context.
+    pub(super) fn disable_sync(&self) {
+        // SAFETY: Initialised (type invariant).
+        unsafe { raw::disable_delayed_work_sync(self.work.get()) };
     }
 
     /// The item whose `work_struct` is `work`.
