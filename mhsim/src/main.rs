@@ -6,6 +6,7 @@
 
 mod check;
 mod ipvsadm;
+mod procfile;
 mod sim;
 mod spec;
 
@@ -13,10 +14,10 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use maglev::{Addr, Order, TableSize, DEFAULT_TABLE_SIZE, TABLE_SIZES};
+use maglev::{Order, TableSize, DEFAULT_TABLE_SIZE, TABLE_SIZES};
 use serde_json::{json, Value};
 
-use crate::sim::{Input, LookupOpts};
+use crate::sim::{Client, Input, LookupOpts};
 
 const USAGE: &str = "\
 usage:
@@ -24,6 +25,7 @@ usage:
   mhsim lookup [OPTIONS] SERVER...|- (--client ADDR[:PORT] ... | --clients-file FILE)
   mhsim diff   [OPTIONS] --before SERVER...|- --after SERVER...|-
   mhsim check  [--proc FILE] [--ipvsadm FILE] [--json] < IPVSADM-OUTPUT
+  mhsim proc   [--proc FILE|-] [--service SEL] [--json]
   mhsim help
 
 SERVER is ADDR:PORT[:WEIGHT] or [V6ADDR]:PORT[:WEIGHT] (weight 1 by default),
@@ -41,9 +43,9 @@ options:
                        module's order when the servers are in list order
                        (as given by 'ipvsadm -Ln --nosort')
   --json               one JSON object on standard output
-  --service SEL        with '-': only this mh service: tcp:ADDR:PORT,
-                       udp:ADDR:PORT, sctp:ADDR:PORT, fwm:MARK, fwm6:MARK,
-                       or N for the N-th mh service
+  --service SEL        with '-' (or for 'proc'): only this mh service:
+                       tcp:ADDR:PORT, udp:ADDR:PORT, sctp:ADDR:PORT,
+                       fwm:MARK, fwm6:MARK, or N for the N-th mh service
 lookup options:
   --client ADDR[:PORT]   a client (repeatable; a bare address means port 0)
   --clients-file FILE    clients, one ADDR[:PORT] per line ('#' comments)
@@ -53,6 +55,10 @@ lookup options:
   --mh-port              the service has '-b mh-port' (for SERVER lists)
   --fallback             skip unavailable servers (as '-b mh-fallback')
   --unavailable ADDR:PORT  treat this server as unavailable (repeatable)
+  with --json, each of 'lookups' is {client, input, hashed_port, slot,
+  server, dest}: 'client' as ADDR:PORT (port 0 if none was given), 'input'
+  the client exactly as given, 'server' the index in 'servers' and 'dest'
+  its ADDR:PORT, both null when no server is chosen
 diff options:
   --before-file FILE, --after-file FILE   read ipvsadm output from FILE
                          ('ipvsadm -Sn' or 'ipvsadm -Ln --nosort', as for '-')
@@ -60,10 +66,13 @@ diff options:
 check: compare the kernel's tables with the configuration and the model,
   e.g. 'ipvsadm -Sn | mhsim check'. Each mh service of the proc file is
   matched with the same service of the ipvsadm input; its table is rebuilt
-  with the proc file's size and order (for 'list', in the order of the
-  kernel's D lines) from the ipvsadm servers and weights, and each server's
-  weight (ipvsadm vs kernel) and slot count (model vs kernel) is compared,
-  as is the set of servers. One line per service:
+  with the proc file's size and mode (for 'list' and 'upstream', in the
+  order of the kernel's D lines) from the ipvsadm servers and weights, and
+  each server's weight (ipvsadm vs the weight the kernel's table was built
+  with) and slot count (model vs kernel) is compared, as is the set of
+  servers. In mode 'upstream' a server drained to weight 0 keeps its slots
+  at its table weight (as the C ip_vs_mh), and only a positive ipvsadm
+  weight is compared. One line per service:
     OK PROTO ADDRESS size=M order=ORDER servers=N
     MISMATCH PROTO ADDRESS: WHAT DIFFERS     (details indented below)
     MISSING PROTO ADDRESS: ...               (in one input only)
@@ -74,6 +83,20 @@ check: compare the kernel's tables with the configuration and the model,
                        'ipvsadm -Ln --nosort') from FILE, not standard input
   --json               one JSON object: ok, proc, services (one per service)
 
+proc: the kernel's view, read from /proc/net/ip_vs_mh (format versions 1 to
+  3, by its column headers: columns it does not know are skipped). One line
+  per service and one per real server; with --json one object:
+    {version: N, services: [{service, proto, address, size, mode,
+     rebuilds, last_rebuild, moved, decisions, fallbacks, refusals, bytes,
+     stale, dests: [{address, weight, table_weight, slots, slot_share,
+     weight_share}]}]}
+  'address' is ADDR:PORT, or the mark of an fwmark service (which also has
+  'fwmark'); 'bytes' is null before format 2; before format 3 'table_weight'
+  is the weight and 'stale' false; the shares are strings, e.g. 20.00.
+  --proc FILE          the proc file (default /proc/net/ip_vs_mh; '-' for
+                       standard input)
+  --service SEL        only this service (as above; exit 2 if it is absent)
+
 Bad input: one message on standard error, exit status 2.
 ";
 
@@ -83,6 +106,7 @@ enum Cmd {
     Lookup,
     Diff,
     Check,
+    Proc,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,17 +151,20 @@ fn parse_size(v: &str) -> Result<TableSize, String> {
 
 fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     let Some(cmd) = args.first() else {
-        return Err("no command given (table, lookup, diff or check; see mhsim --help)".into());
+        return Err(
+            "no command given (table, lookup, diff, check or proc; see mhsim --help)".into(),
+        );
     };
     let cmd = match cmd.as_str() {
         "table" => Cmd::Table,
         "lookup" => Cmd::Lookup,
         "diff" => Cmd::Diff,
         "check" => Cmd::Check,
+        "proc" => Cmd::Proc,
         "help" | "--help" | "-h" => return Ok(None),
         other => {
             return Err(format!(
-                "unknown command '{other}' (table, lookup, diff or check; see mhsim --help)"
+                "unknown command '{other}' (table, lookup, diff, check or proc; see mhsim --help)"
             ))
         }
     };
@@ -225,11 +252,18 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 "option {name} is not for 'check' (the size and order come from the proc file)"
             ));
         }
+        if cmd == Cmd::Proc && matches!(name, "--size" | "--order") {
+            return Err(format!(
+                "option {name} is not for 'proc' (the size and mode come from the proc file)"
+            ));
+        }
         let v = value.unwrap_or_default();
         match name {
             "--size" => o.size = parse_size(&v)?,
             "--proc" => {
-                only(Cmd::Check, "check")?;
+                if cmd != Cmd::Proc {
+                    only(Cmd::Check, "check' and 'proc")?;
+                }
                 o.proc_file = Some(v);
             }
             "--ipvsadm" => {
@@ -437,10 +471,19 @@ fn cmd_table(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
     Ok(render(values, texts, o.json))
 }
 
-fn read_clients(o: &Opts) -> Result<Vec<(Addr, u16)>, String> {
+fn client(text: &str) -> Result<Client, String> {
+    let (addr, port) = spec::parse_client(text)?;
+    Ok(Client {
+        text: text.to_string(),
+        addr,
+        port,
+    })
+}
+
+fn read_clients(o: &Opts) -> Result<Vec<Client>, String> {
     let mut out = Vec::new();
     for c in &o.clients {
-        out.push(spec::parse_client(c)?);
+        out.push(client(c)?);
     }
     if let Some(f) = &o.clients_file {
         let text = read_file(f)?;
@@ -449,7 +492,7 @@ fn read_clients(o: &Opts) -> Result<Vec<(Addr, u16)>, String> {
             if line.is_empty() {
                 continue;
             }
-            out.push(spec::parse_client(line).map_err(|e| format!("{f} line {}: {e}", n + 1))?);
+            out.push(client(line).map_err(|e| format!("{f} line {}: {e}", n + 1))?);
         }
     }
     if out.is_empty() {
@@ -533,6 +576,59 @@ fn cmd_diff(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
 /// The default `--proc` file.
 const PROC_FILE: &str = "/proc/net/ip_vs_mh";
 
+/// Refuses to wait for a terminal: `what` should come on standard input,
+/// as in `example`.
+fn stdin_piped(what: &str, example: &str) -> Result<(), String> {
+    if std::io::stdin().is_terminal() {
+        Err(format!(
+            "no {what} on standard input (e.g. '{example}'; see mhsim --help)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads the proc file `name`; `default`: it was not named, so a missing
+/// file means the module is not loaded.
+fn read_proc_file(name: &str, default: bool) -> Result<String, String> {
+    std::fs::read_to_string(name).map_err(|e| {
+        let hint = if default && e.kind() == std::io::ErrorKind::NotFound {
+            " (is ip_vs_mh_rs loaded?)"
+        } else {
+            ""
+        };
+        format!("cannot read {name}: {e}{hint}")
+    })
+}
+
+/// `mhsim proc`: the proc file, as text or JSON.
+fn cmd_proc(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
+    if !o.servers.is_empty() {
+        return Err(format!(
+            "proc takes no servers (give the proc file with --proc FILE, '--proc -' for \
+             standard input; default {PROC_FILE})"
+        ));
+    }
+    let name = o.proc_file.as_deref().unwrap_or(PROC_FILE);
+    let text = if name == "-" {
+        stdin_piped("proc file", "cat /proc/net/ip_vs_mh | mhsim proc --proc -")?;
+        stdin.read()?
+    } else {
+        read_proc_file(name, o.proc_file.is_none())?
+    };
+    let mut file = check::parse_proc(&text, name)?;
+    if let Some(sel) = &o.service {
+        file.services = vec![procfile::select(&file, sel, name)?];
+    }
+    Ok(if o.json {
+        let mut s = procfile::json(&file).to_string();
+        s.push('\n');
+        s
+    } else {
+        procfile::text(&file)
+    })
+}
+
 /// `mhsim check`: the report and whether every service is OK.
 fn cmd_check(o: &Opts, stdin: &mut Stdin) -> Result<(String, bool), String> {
     // '--ipvsadm -' is standard input, as is the default.
@@ -549,15 +645,7 @@ fn cmd_check(o: &Opts, stdin: &mut Stdin) -> Result<(String, bool), String> {
         }
     }
     let proc_name = o.proc_file.as_deref().unwrap_or(PROC_FILE);
-    let from_stdin = |what: &str| -> Result<(), String> {
-        if std::io::stdin().is_terminal() {
-            Err(format!(
-                "no {what} on standard input (e.g. 'ipvsadm -Sn | mhsim check'; see mhsim --help)"
-            ))
-        } else {
-            Ok(())
-        }
-    };
+    let from_stdin = |what: &str| stdin_piped(what, "ipvsadm -Sn | mhsim check");
     if proc_name == "-" && ipvsadm_file.is_none() {
         return Err("with --proc -, give the ipvsadm output with --ipvsadm FILE".into());
     }
@@ -575,20 +663,12 @@ fn cmd_check(o: &Opts, stdin: &mut Stdin) -> Result<(String, bool), String> {
                 stdin.read()?
             }
         };
-        let proc_text = std::fs::read_to_string(proc_name).map_err(|e| {
-            let hint = if o.proc_file.is_none() && e.kind() == std::io::ErrorKind::NotFound {
-                " (is ip_vs_mh_rs loaded?)"
-            } else {
-                ""
-            };
-            format!("cannot read {proc_name}: {e}{hint}")
-        })?;
-        (ipvs_text, proc_text)
+        (ipvs_text, read_proc_file(proc_name, o.proc_file.is_none())?)
     };
     let proc = check::parse_proc(&proc_text, proc_name)?;
     let ipvs = ipvsadm::parse(&ipvs_text)?;
     check::validate_ipvsadm(&ipvs)?;
-    let report = check::check(&proc, &ipvs, proc_name);
+    let report = check::check(&proc.services, &ipvs, proc_name);
     let out = if o.json {
         let mut s = check::json(&report).to_string();
         s.push('\n');
@@ -609,6 +689,7 @@ fn run(args: &[String]) -> Result<(String, u8), String> {
         Cmd::Table => cmd_table(&o, &mut stdin)?,
         Cmd::Lookup => cmd_lookup(&o, &mut stdin)?,
         Cmd::Diff => cmd_diff(&o, &mut stdin)?,
+        Cmd::Proc => cmd_proc(&o, &mut stdin)?,
         Cmd::Check => {
             let (out, ok) = cmd_check(&o, &mut stdin)?;
             return Ok((out, if ok { 0 } else { 1 }));

@@ -259,9 +259,19 @@ pub(crate) fn table_text(b: &Built<'_>) -> String {
     out
 }
 
+/// A client to look up.
+#[derive(Clone, Debug)]
+pub(crate) struct Client {
+    /// As given on the command line or in the clients file (trimmed).
+    pub(crate) text: String,
+    pub(crate) addr: Addr,
+    /// 0 when not given.
+    pub(crate) port: u16,
+}
+
 /// Lookup options.
 pub(crate) struct LookupOpts<'a> {
-    pub(crate) clients: &'a [(Addr, u16)],
+    pub(crate) clients: &'a [Client],
     /// Hash client ports even if the service does not say `mh-port`.
     pub(crate) mh_port: bool,
     /// Hash every client's port, as ip_vs_mh_rs does (otherwise only with
@@ -280,6 +290,8 @@ fn ports_hashed(b: &Built<'_>, o: &LookupOpts<'_>) -> bool {
 
 pub(crate) struct LookupResult {
     client: (Addr, u16),
+    /// The client as given.
+    text: String,
     hashed_port: u16,
     slot: u32,
     server: Option<u16>,
@@ -310,7 +322,8 @@ pub(crate) fn run_lookups(b: &Built<'_>, o: &LookupOpts<'_>) -> Result<Vec<Looku
     };
     Ok(o.clients
         .iter()
-        .map(|&(addr, port)| {
+        .map(|c| {
+            let (addr, port) = (c.addr, c.port);
             let hp = if hash_port { port } else { 0 };
             let server = if fallback {
                 lookup_fallback(b.size, &b.table, &addr, hp, available)
@@ -319,6 +332,7 @@ pub(crate) fn run_lookups(b: &Built<'_>, o: &LookupOpts<'_>) -> Result<Vec<Looku
             };
             LookupResult {
                 client: (addr, port),
+                text: c.text.clone(),
                 hashed_port: hp,
                 slot: slot_of(b.size, &addr, hp),
                 server,
@@ -345,6 +359,7 @@ pub(crate) fn lookup_json(b: &Built<'_>, o: &LookupOpts<'_>, res: &[LookupResult
                     let dest = r.server.and_then(|i| b.input.servers.get(usize::from(i)));
                     json!({
                         "client": HostPort(&r.client.0, r.client.1).to_string(),
+                        "input": r.text,
                         "hashed_port": r.hashed_port,
                         "slot": r.slot,
                         "server": r.server,

@@ -1385,7 +1385,7 @@ fn check_weight_mismatch() {
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(
         v["services"][0]["differences"][0],
-        serde_json::json!({"what": "weight", "server": "10.1.0.3:8080", "kernel": 0, "ipvsadm": 7})
+        serde_json::json!({"what": "weight", "server": "10.1.0.3:8080", "kernel": 0, "kernel_current": 0, "ipvsadm": 7})
     );
 }
 
@@ -1539,7 +1539,13 @@ fn check_bad_input() {
             needle,
         );
     };
-    bad_proc("v3.proc", &PROC_HEADER.replace("rs 1", "rs 3"), "version 3");
+    bad_proc("v4.proc", &PROC_HEADER.replace("rs 1", "rs 4"), "version 4");
+    // Version 3 names the columns 'mode' and 'table_weight'.
+    bad_proc(
+        "v3-old-header.proc",
+        &PROC_HEADER.replace("rs 1", "rs 3"),
+        "line 2: the '# S' column header lacks the column 'mode'",
+    );
     bad_proc(
         "nover.proc",
         "S TCP 10.0.0.1:80 251 sorted 0 0 0 0 0 0\n",
@@ -1643,4 +1649,568 @@ fn check_in_help() {
     assert!(text.contains("mhsim check"));
     assert!(text.contains("--proc FILE"));
     assert!(text.contains("MISMATCH"));
+}
+
+// ---------------------------------------------------------------------------
+// proc format 3, mhsim proc
+
+const V3_HEADER: &str = "\
+# ip_vs_mh_rs 3
+# S proto address size mode rebuilds last_rebuild moved decisions fallbacks refusals bytes stale
+# D address weight table_weight slots slot_share weight_share
+";
+
+/// Format 3 records: a TCP service with a pending weight change, a stale
+/// fwmark service in upstream mode with a drained server, an IPv6 UDP
+/// service and an `IP` (other protocol) one without servers.
+const V3_BODY: &str = "\
+S TCP 10.0.1.1:80 4093 sorted 3 1234 812 100 0 0 8594 0
+D 10.0.2.11:80 1 1 819 20.00 20.00
+D 10.0.2.12:80 3 2 1637 39.99 40.00
+D 10.0.2.13:80 2 2 1637 40.00 40.00
+S FWM 7 251 upstream 1 2 3 4 5 6 700 1
+D 10.0.2.13:0 1 1 125 49.80 50.00
+D 10.0.2.12:0 0 1 126 50.19 50.00
+S UDP [fd00:1::1]:53 509 list 0 0 0 0 0 0 400 0
+D [fd00:2::11]:53 1 1 509 100.00 100.00
+S IP 10.0.1.1:0 251 sorted 0 0 0 0 0 0 300 0
+";
+
+fn v3_proc() -> String {
+    format!("{V3_HEADER}{V3_BODY}")
+}
+
+/// Runs `mhsim proc --proc FILE` with `extra` arguments: exit status,
+/// stdout, stderr.
+fn proc_cmd(name: &str, text: &str, extra: &[&str]) -> (i32, String, String) {
+    let p = temp_file(name, text);
+    let mut args = vec!["proc", "--proc", p.to_str().expect("path")];
+    args.extend(extra);
+    let out = mhsim(&args, None);
+    (
+        out.status.code().expect("exit status"),
+        String::from_utf8(out.stdout).expect("utf8"),
+        String::from_utf8(out.stderr).expect("utf8"),
+    )
+}
+
+fn proc_json(name: &str, text: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--json"];
+    args.extend(extra);
+    let (code, out, err) = proc_cmd(name, text, &args);
+    assert_eq!(code, 0, "{name}: {err}");
+    assert!(err.is_empty(), "{name}: {err}");
+    serde_json::from_str(&out).expect("valid JSON")
+}
+
+#[test]
+fn proc_json_shape() {
+    let v = proc_json("v3.proc", &v3_proc(), &[]);
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "version": 3,
+            "services": [
+                {
+                    "service": "tcp:10.0.1.1:80", "proto": "TCP", "address": "10.0.1.1:80",
+                    "size": 4093, "mode": "sorted", "rebuilds": 3, "last_rebuild": 1234,
+                    "moved": 812, "decisions": 100, "fallbacks": 0, "refusals": 0,
+                    "bytes": 8594, "stale": false,
+                    "dests": [
+                        {"address": "10.0.2.11:80", "weight": 1, "table_weight": 1,
+                         "slots": 819, "slot_share": "20.00", "weight_share": "20.00"},
+                        {"address": "10.0.2.12:80", "weight": 3, "table_weight": 2,
+                         "slots": 1637, "slot_share": "39.99", "weight_share": "40.00"},
+                        {"address": "10.0.2.13:80", "weight": 2, "table_weight": 2,
+                         "slots": 1637, "slot_share": "40.00", "weight_share": "40.00"},
+                    ],
+                },
+                {
+                    "service": "fwm:7", "proto": "FWM", "address": "7", "fwmark": 7,
+                    "size": 251, "mode": "upstream", "rebuilds": 1, "last_rebuild": 2,
+                    "moved": 3, "decisions": 4, "fallbacks": 5, "refusals": 6,
+                    "bytes": 700, "stale": true,
+                    "dests": [
+                        {"address": "10.0.2.13:0", "weight": 1, "table_weight": 1,
+                         "slots": 125, "slot_share": "49.80", "weight_share": "50.00"},
+                        {"address": "10.0.2.12:0", "weight": 0, "table_weight": 1,
+                         "slots": 126, "slot_share": "50.19", "weight_share": "50.00"},
+                    ],
+                },
+                {
+                    "service": "udp:[fd00:1::1]:53", "proto": "UDP", "address": "[fd00:1::1]:53",
+                    "size": 509, "mode": "list", "rebuilds": 0, "last_rebuild": 0,
+                    "moved": 0, "decisions": 0, "fallbacks": 0, "refusals": 0,
+                    "bytes": 400, "stale": false,
+                    "dests": [
+                        {"address": "[fd00:2::11]:53", "weight": 1, "table_weight": 1,
+                         "slots": 509, "slot_share": "100.00", "weight_share": "100.00"},
+                    ],
+                },
+                {
+                    "service": "ip:10.0.1.1:0", "proto": "IP", "address": "10.0.1.1:0",
+                    "size": 251, "mode": "sorted", "rebuilds": 0, "last_rebuild": 0,
+                    "moved": 0, "decisions": 0, "fallbacks": 0, "refusals": 0,
+                    "bytes": 300, "stale": false, "dests": [],
+                },
+            ],
+        })
+    );
+    // The proc file on standard input, and an empty one.
+    let out = mhsim(&["proc", "--json", "--proc", "-"], Some(&v3_proc()));
+    assert_eq!(out.status.code(), Some(0));
+    let w: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(w, v);
+    let e = proc_json("v3-empty.proc", V3_HEADER, &[]);
+    assert_eq!(e, serde_json::json!({"version": 3, "services": []}));
+}
+
+#[test]
+fn proc_older_versions() {
+    // Version 1: no bytes (null), table_weight is the weight, not stale.
+    let v1 = format!(
+        "{PROC_HEADER}S TCP 10.0.1.1:80 251 list 1 2 3 4 5 6\nD 10.0.2.11:80 4 251 100.00 100.00\n"
+    );
+    let v = proc_json("v1.proc", &v1, &[]);
+    assert_eq!(v["version"], 1);
+    let s = &v["services"][0];
+    assert!(s["bytes"].is_null());
+    assert_eq!(s["mode"], "list");
+    assert_eq!(s["stale"], false);
+    assert_eq!(s["dests"][0]["weight"], 4);
+    assert_eq!(s["dests"][0]["table_weight"], 4);
+    assert!(s.get("fwmark").is_none());
+    // Version 2: bytes.
+    let v2 = "\
+# ip_vs_mh_rs 2
+# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes
+# D address weight slots slot_share weight_share
+S FWM6 9 251 sorted 1 9 251 0 0 0 1024
+D [fd00:2::13]:0 1 251 100.00 100.00
+";
+    let v = proc_json("v2.proc", v2, &[]);
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["services"][0]["bytes"], 1024);
+    assert_eq!(v["services"][0]["fwmark"], 9);
+    assert_eq!(v["services"][0]["address"], "9");
+    assert_eq!(v["services"][0]["dests"][0]["address"], "[fd00:2::13]:0");
+}
+
+#[test]
+fn proc_extra_columns_are_skipped() {
+    // A newer module's columns, at the end and in the middle: the known
+    // ones are found by name and the JSON does not change.
+    let header = V3_HEADER
+        .replace(" stale\n", " stale flows\n")
+        .replace(" table_weight ", " table_weight colour ");
+    let mut body = String::new();
+    for line in V3_BODY.lines() {
+        let mut w: Vec<&str> = line.split(' ').collect();
+        if w[0] == "S" {
+            w.push("42");
+        } else {
+            w.insert(4, "blue");
+        }
+        body.push_str(&w.join(" "));
+        body.push('\n');
+    }
+    let v = proc_json("v3-extra.proc", &format!("{header}{body}"), &[]);
+    assert_eq!(v, proc_json("v3-plain.proc", &v3_proc(), &[]));
+    // 'mhsim check' reads it too.
+    let (code, out) = check(
+        "v3-extra-check.proc",
+        &format!("{header}{body}"),
+        "-A -t 10.0.1.1:80 -s mh\n",
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("MISMATCH TCP 10.0.1.1:80: 3 servers only in the kernel\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn proc_missing_column_is_named() {
+    for (name, text, needle) in [
+        (
+            "no-stale",
+            v3_proc().replace(" bytes stale\n", " bytes\n"),
+            "line 2: the '# S' column header lacks the column 'stale'",
+        ),
+        (
+            "no-table-weight",
+            v3_proc().replace(" table_weight ", " "),
+            "line 3: the '# D' column header lacks the column 'table_weight'",
+        ),
+        (
+            "no-header",
+            format!("# ip_vs_mh_rs 3\n{V3_BODY}"),
+            "line 2: an 'S' line before the '# S ...' column header",
+        ),
+        (
+            "bad-stale",
+            v3_proc().replace("8594 0\n", "8594 yes\n"),
+            "line 4: bad stale 'yes'",
+        ),
+        (
+            "bad-mode",
+            v3_proc().replace("251 upstream", "251 maglev"),
+            "line 8: bad mode 'maglev'",
+        ),
+        (
+            "bad-table-weight",
+            v3_proc().replace("D 10.0.2.12:80 3 2 ", "D 10.0.2.12:80 3 -x "),
+            "line 6: bad table_weight '-x'",
+        ),
+        (
+            "short-d",
+            v3_proc().replace("D 10.0.2.11:80 1 1 819 ", "D 10.0.2.11:80 1 819 "),
+            "line 5: a 'D' line has 7 fields as the header on line 3 says",
+        ),
+    ] {
+        let f = temp_file(&format!("{name}.proc"), &text);
+        let path = f.to_str().expect("path");
+        bad(&["proc", "--proc", path], None, needle);
+        bad(&["proc", "--json", "--proc", path], None, needle);
+    }
+}
+
+#[test]
+fn proc_text_report() {
+    let (code, out, err) = proc_cmd("v3-text.proc", &v3_proc(), &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 10);
+    assert_eq!(
+        lines[0],
+        "TCP 10.0.1.1:80 size=4093 mode=sorted servers=3 rebuilds=3 last_rebuild=1234 moved=812 decisions=100 fallbacks=0 refusals=0 bytes=8594 stale=no"
+    );
+    assert_eq!(
+        lines[2],
+        "  10.0.2.12:80  weight=3 table_weight=2 slots=1637 slot_share=39.99% weight_share=40.00%"
+    );
+    assert!(
+        lines[4].starts_with("FWM 7 size=251 mode=upstream "),
+        "{out}"
+    );
+    assert!(lines[4].ends_with(" stale=yes"), "{out}");
+    assert!(lines[9].starts_with("IP 10.0.1.1:0 "), "{out}");
+    // Before version 2 there is no bytes figure.
+    let (_, out, _) = proc_cmd(
+        "v1-text.proc",
+        &format!("{PROC_HEADER}S FWM 7 251 sorted 0 0 0 0 0 0\n"),
+        &[],
+    );
+    assert_eq!(
+        out,
+        "FWM 7 size=251 mode=sorted servers=0 rebuilds=0 last_rebuild=0 moved=0 decisions=0 fallbacks=0 refusals=0 stale=no\n"
+    );
+}
+
+#[test]
+fn proc_service_selection() {
+    let key = |extra: &[&str]| -> Vec<String> {
+        let v = proc_json("v3-sel.proc", &v3_proc(), extra);
+        assert_eq!(v["version"], 3);
+        v["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .map(|s| s["service"].as_str().expect("service").to_string())
+            .collect()
+    };
+    assert_eq!(key(&["--service", "tcp:10.0.1.1:80"]), ["tcp:10.0.1.1:80"]);
+    assert_eq!(key(&["--service", "fwm:7"]), ["fwm:7"]);
+    assert_eq!(
+        key(&["--service", "udp:fd00:1:0::1:53"]),
+        ["udp:[fd00:1::1]:53"]
+    );
+    assert_eq!(
+        key(&["--service", "udp:[fd00:1::1]:53"]),
+        ["udp:[fd00:1::1]:53"]
+    );
+    assert_eq!(key(&["--service", "ip:10.0.1.1:0"]), ["ip:10.0.1.1:0"]);
+    assert_eq!(key(&["--service", "2"]), ["fwm:7"]);
+    // The text report too.
+    let (code, out, _) = proc_cmd("v3-sel.proc", &v3_proc(), &["--service", "fwm:7"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 3);
+    assert!(out.starts_with("FWM 7 "));
+    let f = temp_file("v3-sel.proc", &v3_proc());
+    let path = f.to_str().expect("path");
+    for (sel, needle) in [
+        ("fwm:8", "--service fwm:8: no such mh service in"),
+        (
+            "tcp:10.0.1.1:81",
+            "it lists: tcp:10.0.1.1:80, fwm:7, udp:[fd00:1::1]:53, ip:10.0.1.1:0",
+        ),
+        ("fwm6:7", "no such mh service"),
+        ("5", "no such mh service"),
+        ("0", "no such mh service"),
+        ("icmp:1", "bad --service"),
+        ("ip:x", "bad --service"),
+    ] {
+        bad(
+            &["proc", "--json", "--proc", path, "--service", sel],
+            None,
+            needle,
+        );
+    }
+    let empty = temp_file("v3-sel-empty.proc", V3_HEADER);
+    bad(
+        &[
+            "proc",
+            "--proc",
+            empty.to_str().expect("p"),
+            "--service",
+            "1",
+        ],
+        None,
+        "it lists none",
+    );
+}
+
+#[test]
+fn proc_bad_arguments() {
+    let f = temp_file("v3-args.proc", &v3_proc());
+    let p = f.to_str().expect("path");
+    bad(
+        &["proc", "--proc", p, "--size", "251"],
+        None,
+        "not for 'proc'",
+    );
+    bad(
+        &["proc", "--proc", p, "--order", "list"],
+        None,
+        "not for 'proc'",
+    );
+    bad(&["proc", "--proc", p, "10.0.0.1:80"], None, "no servers");
+    bad(&["proc", "--proc", p, "-"], None, "no servers");
+    bad(
+        &["proc", "--proc", p, "--ipvsadm", p],
+        None,
+        "only for 'check'",
+    );
+    bad(
+        &["proc", "--proc", p, "--client", "1.2.3.4"],
+        None,
+        "only for 'lookup'",
+    );
+    bad(
+        &["proc", "--proc", "/nonexistent/ip_vs_mh"],
+        None,
+        "cannot read /nonexistent/ip_vs_mh",
+    );
+    bad(
+        &["proc", "--proc", "-"],
+        Some("hello\n"),
+        "ip_vs_mh_rs VERSION",
+    );
+    bad(
+        &["proc", "--proc", "-"],
+        Some("# ip_vs_mh_rs 9\n"),
+        "version 9",
+    );
+    let out = mhsim(&["help"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mhsim proc   [--proc FILE|-] [--service SEL] [--json]"));
+    assert!(text.contains("table_weight"));
+}
+
+/// The `D` lines of a format 3 service whose table was built with the
+/// weights `table` (ADDR:PORT:WEIGHT, in the kernel's list order, mode
+/// list or upstream), each server's current weight from `current`.
+fn v3_records(sel_line: &str, table: &[&str], current: &[i64]) -> String {
+    let mut args = vec!["table", "--json", "--size", "251", "--order", "list"];
+    args.extend(table);
+    let v = ok_json(&args, None);
+    let mut out = format!("{sel_line}\n");
+    for (s, cur) in v["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .zip(current)
+    {
+        let slots = s["slots"].as_u64().expect("slots");
+        out.push_str(&format!(
+            "D {}:{} {cur} {} {slots} {} 0.00\n",
+            s["addr"].as_str().expect("addr"),
+            s["port"],
+            s["weight"],
+            percent(slots, 251)
+        ));
+    }
+    out
+}
+
+#[test]
+fn check_upstream_drained_server() {
+    // 10.0.2.12 was drained with 'ipvsadm -e ... -w 0'. In upstream mode
+    // the kernel keeps its slots at its last weight (2): its D line says
+    // weight 0, table_weight 2.
+    let save = "\
+-A -t 10.0.1.1:80 -s mh
+-a -t 10.0.1.1:80 -r 10.0.2.11:80 -m -w 1
+-a -t 10.0.1.1:80 -r 10.0.2.12:80 -m -w 0
+-a -t 10.0.1.1:80 -r 10.0.2.13:80 -m -w 3
+";
+    let table = ["10.0.2.13:80:3", "10.0.2.12:80:2", "10.0.2.11:80:1"];
+    let proc = format!(
+        "{V3_HEADER}{}",
+        v3_records(
+            "S TCP 10.0.1.1:80 251 upstream 2 10 40 0 0 0 900 0",
+            &table,
+            &[3, 0, 1]
+        )
+    );
+    assert!(proc.contains("\nD 10.0.2.12:80 0 2 "), "{proc}");
+    let (code, out) = check("upstream.proc", &proc, save, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "OK TCP 10.0.1.1:80 size=251 order=upstream servers=3\n"
+    );
+    let (code, out) = check("upstream-json.proc", &proc, save, &["--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["services"][0]["mode"], "upstream");
+    assert_eq!(v["services"][0]["order"], "upstream");
+    assert_eq!(v["services"][0]["differences"], serde_json::json!([]));
+    // In list mode the same kernel figures are wrong: the drained server
+    // should have lost its slots.
+    let list = proc.replace(" 251 upstream ", " 251 list ");
+    let (code, out) = check("upstream-as-list.proc", &list, save, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("MISMATCH TCP 10.0.1.1:80: weight of 1 server differs, slots of 3 servers differ\n  10.0.2.12:80 weight kernel=2 ipvsadm=0 (the kernel's current weight 0 is not in its table yet)\n"),
+        "{out}"
+    );
+    // A positive weight is still compared in upstream mode.
+    let (code, out) = check(
+        "upstream-weight.proc",
+        &proc,
+        &save.replace("10.0.2.13:80 -m -w 3", "10.0.2.13:80 -m -w 4"),
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("\n  10.0.2.13:80 weight kernel=3 ipvsadm=4\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_compares_the_table_weight() {
+    // ipvsadm and the kernel's current weight say 3, but the table was
+    // built with 1 (the change is pending, or its rebuild failed).
+    let save = "\
+-A -f 7 -s mh
+-a -f 7 -r 10.0.2.11:0 -g -w 3
+-a -f 7 -r 10.0.2.12:0 -g -w 1
+";
+    let proc = format!(
+        "{V3_HEADER}{}",
+        v3_records(
+            "S FWM 7 251 sorted 2 10 40 0 0 0 900 1",
+            &["10.0.2.11:0:1", "10.0.2.12:0:1"],
+            &[3, 1]
+        )
+    );
+    let (code, out) = check("pending.proc", &proc, save, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("MISMATCH FWM 7: weight of 1 server differs, slots of 2 servers differ\n  10.0.2.11:0 weight kernel=1 ipvsadm=3 (the kernel's current weight 3 is not in its table yet)\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("  stale: the kernel's last rebuild failed, its previous table serves\n"),
+        "{out}"
+    );
+    let (_, out) = check("pending-json.proc", &proc, save, &["--json"]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["services"][0]["stale"], true);
+    assert_eq!(
+        v["services"][0]["differences"][0],
+        serde_json::json!({"what": "weight", "server": "10.0.2.11:0", "kernel": 1, "kernel_current": 3, "ipvsadm": 3})
+    );
+    // Once rebuilt, all agree.
+    let proc = format!(
+        "{V3_HEADER}{}",
+        v3_records(
+            "S FWM 7 251 sorted 3 11 40 0 0 0 900 0",
+            &["10.0.2.11:0:3", "10.0.2.12:0:1"],
+            &[3, 1]
+        )
+    );
+    let (code, out) = check("settled.proc", &proc, save, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn lookup_json_gives_each_client_as_given() {
+    let v = ok_json(
+        &[
+            "lookup",
+            "--json",
+            "[fd00:2::11]:80",
+            "[fd00:2:0::12]:80:0",
+            "--client",
+            "[fd00:1:0::2]:41001",
+            "--client",
+            "[fd00:1::3]:41002",
+        ],
+        None,
+    );
+    let l = v["lookups"].as_array().expect("lookups");
+    assert_eq!(l[0]["input"], "[fd00:1:0::2]:41001");
+    assert_eq!(l[0]["client"], "[fd00:1::2]:41001");
+    assert_eq!(l[1]["input"], "[fd00:1::3]:41002");
+    // The only server with a weight answers, in RFC 5952 form.
+    for x in l {
+        assert_eq!(x["server"], 0);
+        assert_eq!(x["dest"], "[fd00:2::11]:80");
+        assert!(x["slot"].is_u64());
+    }
+    // From a file: each line as written (trimmed, comments dropped).
+    let f = temp_file(
+        "clients-as-given.txt",
+        "  10.0.1.2:41001  # first\n10.0.1.3\n",
+    );
+    let v = ok_json(
+        &[
+            "lookup",
+            "--json",
+            "10.0.2.11:80",
+            "10.0.2.12:80",
+            "--clients-file",
+            f.to_str().expect("f"),
+            "--unavailable",
+            "10.0.2.11:80",
+        ],
+        None,
+    );
+    let l = v["lookups"].as_array().expect("lookups");
+    assert_eq!(l[0]["input"], "10.0.1.2:41001");
+    assert_eq!(l[1]["input"], "10.0.1.3");
+    assert_eq!(l[1]["client"], "10.0.1.3:0");
+    for x in l {
+        let keys: Vec<&str> = x
+            .as_object()
+            .expect("o")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["client", "dest", "hashed_port", "input", "server", "slot"]
+        );
+        // Refused (the unavailable server's clients, no fallback): null.
+        if x["server"].is_null() {
+            assert!(x["dest"].is_null());
+        } else {
+            assert_eq!(x["server"], 1);
+            assert_eq!(x["dest"], "10.0.2.12:80");
+        }
+    }
 }
