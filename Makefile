@@ -4,10 +4,10 @@
 #
 #   make [KDIR=<kernel build tree>]   build ip_vs_mh_rs.ko (default: running kernel)
 #   make clippy                       the same, linted by clippy with the kernel's lints
-#   make check                        every test (cargo, module builds, VM tests)
-#   make demo                         the live demo in a VM
-#   make kernel                       the cached test kernel (prints its build tree)
-#   make vm CMD='uname -r'            run a command in the test kernel's VM
+#   make check                        every test (tests/README.md)
+#   make demo                         the live demo in a VM (Debian's stock kernel)
+#   make kernel [KERNEL=NAME]         prepare a kernel of kernel/kernels (default: Debian's)
+#   make vm CMD='uname -r'            run a command in a VM (KERNEL=NAME for another kernel)
 #
 # Kbuild reads the file Kbuild, not this one.
 
@@ -44,10 +44,10 @@ toolchain:
 	@scripts/toolchain.sh
 
 kernel:
-	@scripts/kernel-build.sh test
+	@scripts/kernel.sh $(KERNEL)
 
 vm:
-	tests/vm/run -- $(CMD)
+	tests/vm/run $(if $(KERNEL),--kernel $(KERNEL)) -- $(CMD)
 
 check:
 	scripts/check.sh

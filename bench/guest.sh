@@ -42,7 +42,7 @@ emit() { echo "BENCH $*"; }
 # The director is namespace d (tests/lib/guest.sh's topology).
 ipvs() { ip netns exec d ipvsadm "$@"; }
 # Its /proc/net/ip_vs_mh: the rebuilds of service VIP:PORT.
-rebuilds_of() { ip netns exec d awk -v p="$1" '$1 == "S" && $3 == p { print $6 }' /proc/net/ip_vs_mh; }
+rebuilds_of() { proc_get d "tcp:$1" .rebuilds; }
 now_ns() { date +%s%N; }
 
 # ---- the mh module in use ------------------------------------------------------
@@ -285,7 +285,7 @@ mem_one() {
 	# The Rust module's own accounting (/proc/net/ip_vs_mh "bytes").
 	acct=0
 	case $s in
-	rust-*) acct=$(ip netns exec d awk '$1 == "S" { b += $12 } END { print b + 0 }' /proc/net/ip_vs_mh) ;;
+	rust-*) acct=$(proc_json d | jq '[.services[].bytes] | add // 0') ;;
 	esac
 	r=""
 	for p in $(seq 20001 20200); do r+="-E -t $VIP:$p -s rr"$'\n'; done

@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Debian's stock kernel (trixie-backports) made usable for this project, once:
+# One of Debian's stock kernels made usable for this project, once:
 #
-#   image/  the kernel and modules from linux-binary-unsigned/linux-modules,
-#           vmlinuz a link to the kernel image
-#   build/  a kernel build tree regenerated from the same linux-source with
-#           Debian's own .config and Module.symvers: Debian's headers package
-#           ships no rust/ artifacts (libkernel.rmeta, the macros .so) and no
-#           scripts/target.json, which a Rust module needs.
+#   scripts/debian-kernel.sh [KVER [SOURCE_PACKAGE]]
+#       (default: lib.sh's 7.3.4+deb13-amd64 and linux-source-7.3)
 #
-# The regenerated tree is accepted only if every Rust symbol name it would
-# export equals, name for name, the Rust symbols in Debian's Module.symvers
-# (Rust symbol names encode the exact rustc and crate hashes).
-# Prints the directory holding image/ and build/.
+#   image/  the kernel and its modules (linux-binary-unsigned-KVER,
+#           linux-modules-KVER), vmlinuz a link to the kernel image
+#   build   a link to the kernel build tree a module is built against: the
+#           one the package's DKMS build makes from linux-headers-KVER and
+#           the matching linux-source (scripts/dkms-build.sh
+#           --prepare-only, the same code), with the Rust artifacts
+#           Debian's headers lack; it is accepted only if every Rust symbol
+#           name it exports equals the one in Debian's Module.symvers
+#
+# Prints the directory holding image/ and build.
 source "$(dirname "$0")/lib.sh"
 
-kver=$MH_KVER_DEBIAN
+kver=${1:-$MH_KVER_DEBIAN}
+srcpkg=${2:-$MH_KSRC_PKG}
 pkgs=("linux-binary-unsigned-$kver" "linux-modules-$kver" "linux-headers-$kver")
-src=$("$MH_REPO/scripts/kernel-source.sh")
+src=$("$MH_REPO/scripts/kernel-source.sh" --package "$srcpkg")
 root=$(mh_toolchain_root)
-versions=$(grep -E '^(rustc|rust-src|bindgen|gcc-14) ' "$root/.mh-versions")
-key=$(mh_hash "$src" "$kver" "recipe $MH_RECIPE_DEBIAN" "$versions")
+versions=$(grep -E '^(rustc|rust-src|bindgen|gcc-[0-9]+|clang-[0-9]+) ' "$root/.mh-versions")
+key=$(mh_hash "$src" "$kver" "recipe $MH_RECIPE_DEBIAN" "$versions" "$MH_REPO/scripts/dkms-build.sh")
 out="$MH_CACHE/debian-$kver-$key"
-mh_lock debian-kernel
+mh_lock "debian-kernel-$kver"
 if [ -f "$out/.mh-ready" ]; then
 	echo "$out"
 	exit 0
@@ -31,7 +34,7 @@ fi
 debs=()
 for p in "${pkgs[@]}"; do debs+=("$("$MH_REPO/scripts/kernel-source.sh" --fetch "$p")"); done
 rm -rf "$out"
-mkdir -p "$out/image" "$out/headers" "$out/build"
+mkdir -p "$out/image" "$out/headers"
 dpkg-deb -x "${debs[0]}" "$out/image"
 dpkg-deb -x "${debs[1]}" "$out/image"
 dpkg-deb -x "${debs[2]}" "$out/headers"
@@ -47,36 +50,12 @@ hdr="$out/headers/usr/src/linux-headers-$kver"
 [ -f "$hdr/.config" ] && [ -f "$hdr/Module.symvers" ] ||
 	die "linux-headers-$kver has no .config or Module.symvers"
 
-# Debian builds with the triplet-named gcc-14; use the same, so that the
-# configuration resolves exactly as Debian's did.
-cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$hdr/.config")
-log "regenerating rust/ and target.json for $kver with $cc (about 2 minutes)"
-cp "$hdr/.config" "$out/build/.config"
-"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out/build" CC="$cc" olddefconfig >&2
-if ! cmp -s <(grep '^CONFIG_' "$hdr/.config" | sort) <(grep '^CONFIG_' "$out/build/.config" | sort); then
-	diff <(grep '^CONFIG_' "$hdr/.config" | sort) <(grep '^CONFIG_' "$out/build/.config" | sort) | head -n 20 >&2
-	die "olddefconfig changed Debian's configuration: the toolchain differs from Debian's"
-fi
-# Debian's release is the source's version plus a local version
-# ("+deb13-amd64"); modules carry it in their vermagic.
-kversion=$("$MH_REPO/scripts/in-toolchain" make -s -C "$src" kernelversion)
-"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out/build" CC="$cc" LOCALVERSION="${kver#"$kversion"}" \
-	-j"$(($(nproc) + 1))" modules_prepare >&2 ||
-	die "modules_prepare failed"
-release=$(cat "$out/build/include/config/kernel.release")
-[ "$release" = "$kver" ] || die "the regenerated tree's release is '$release', not '$kver'"
-cp "$hdr/Module.symvers" "$out/build/Module.symvers"
-
-# The check: Rust symbols Debian's kernel exports versus the ones this tree
-# says the kernel exports.
-grep -ohE '\b_R[A-Za-z0-9_]+' "$out"/build/rust/exports_*_generated.h | sort -u >"$out/rust-symbols.regenerated"
-awk '$2 ~ /^_R/ { print $2 }' "$hdr/Module.symvers" | sort -u >"$out/rust-symbols.debian"
-n_deb=$(wc -l <"$out/rust-symbols.debian")
-n_gen=$(wc -l <"$out/rust-symbols.regenerated")
-if [ "$n_deb" = 0 ] || ! cmp -s "$out/rust-symbols.debian" "$out/rust-symbols.regenerated"; then
-	diff "$out/rust-symbols.debian" "$out/rust-symbols.regenerated" | head -n 10 >&2
-	die "regenerated Rust symbols ($n_gen) differ from Debian's Module.symvers ($n_deb)"
-fi
-log "Rust symbols match Debian's Module.symvers: $n_deb of $n_deb"
+log "preparing the build tree of $kver as the package's DKMS build does (about 2 minutes)"
+kdir=$("$MH_REPO/scripts/in-toolchain" env IP_VS_MH_RS_STATE="$out/state" \
+	IP_VS_MH_RS_SRCDIR="$(dirname "$src")" \
+	"$MH_REPO/scripts/dkms-build.sh" --prepare-only -j"$(($(nproc) + 1))" "$kver" "$hdr") ||
+	die "the DKMS build script could not prepare $kver's build tree"
+[ -f "$kdir/rust/libkernel.rmeta" ] || die "no Rust artifacts in $kdir"
+ln -s "$kdir" "$out/build"
 touch "$out/.mh-ready"
 echo "$out"

@@ -4,6 +4,13 @@
 # the module with the project's Makefile against a kernel's build tree.
 #
 #   dkms-build.sh [-jN] KERNELVER KERNEL_SOURCE_DIR [MAKE ARG...]
+#   dkms-build.sh --prepare-only [-jN] KERNELVER KERNEL_SOURCE_DIR
+#
+# --prepare-only makes (or finds) the kernel tree the module would be built
+# against and prints its path, building nothing: the project's test harness
+# prepares Debian's kernels with this very code (scripts/debian-kernel.sh),
+# with IP_VS_MH_RS_STATE (default /var/lib/ip-vs-mh-rs) and
+# IP_VS_MH_RS_SRCDIR (where linux-source-X.Y.tar.xz is, default /usr/src).
 #
 # A Rust module needs the kernel's Rust build artifacts (rust/libkernel.rmeta,
 # the macro crates, scripts/target.json). When KERNEL_SOURCE_DIR has them (a
@@ -28,9 +35,12 @@
 set -euo pipefail
 
 state=${IP_VS_MH_RS_STATE:-/var/lib/ip-vs-mh-rs}
+srcdir=${IP_VS_MH_RS_SRCDIR:-/usr/src}
 # Bump when the way the private tree is made changes.
 recipe=1
 
+prepare_only=
+[ "${1:-}" = --prepare-only ] && { prepare_only=1; shift; }
 jobs=
 case "${1:-}" in
 -j) jobs=${2:-}; shift 2 ;;
@@ -43,7 +53,15 @@ shift 2
 here=$(pwd)
 start=$(date +%s)
 
-say() { printf '[ip-vs-mh-rs %s] %s\n' "$(date +%T)" "$*"; }
+# Progress goes to standard output, which DKMS logs (standard error with
+# --prepare-only, whose output is the tree's path).
+say() {
+	if [ -n "$prepare_only" ]; then
+		printf '[ip-vs-mh-rs %s] %s\n' "$(date +%T)" "$*" >&2
+	else
+		printf '[ip-vs-mh-rs %s] %s\n' "$(date +%T)" "$*"
+	fi
+}
 # Anything failing that is not checked below still says where.
 set -E
 trap 'echo "ip-vs-mh-rs: failed at line $LINENO of $0: $BASH_COMMAND" >&2' ERR
@@ -86,8 +104,9 @@ if ! grep -q '^CONFIG_CC_IS_CLANG=y' "$ksrc/.config" && ! command -v "$kcc" >/de
 		"Install it: apt install ${kcc#x86_64-linux-gnu-}"
 fi
 
-# Kernels that are gone: their private trees go too.
-if [ -d "$state/kbuild" ]; then
+# Kernels that are gone: their private trees go too (not for the harness,
+# whose kernels are not installed where it runs).
+if [ -z "$prepare_only" ] && [ -d "$state/kbuild" ]; then
 	for old in "$state"/kbuild/*; do
 		[ -e "$old" ] || continue
 		old=$(basename "$old" .lock)
@@ -102,7 +121,7 @@ fi
 regenerate() {
 	local kxy tarball srcver hdrver key dir src out cc kversion release diffs n_k n_g
 	kxy=$(echo "$kver" | sed -n 's/^\([0-9]\{1,\}\.[0-9]\{1,\}\).*/\1/p')
-	tarball=/usr/src/linux-source-$kxy.tar.xz
+	tarball=$srcdir/linux-source-$kxy.tar.xz
 	hdrver=$(dpkg-query -W -f '${Version}' "linux-headers-$kver" 2>/dev/null || true)
 
 	key=$( {
@@ -158,7 +177,7 @@ regenerate() {
 	grep -q '^CONFIG_CC_IS_CLANG=y' "$ksrc/.config" && cc=(LLVM=1) || cc=(CC="$kcc")
 	cp "$ksrc/.config" "$dir/build/.config"
 	say "make olddefconfig (${cc[*]})"
-	make -C "$src" O="$dir/build" "${cc[@]}" olddefconfig
+	make -C "$src" O="$dir/build" "${cc[@]}" olddefconfig >&2
 	# Only the toolchains' version numbers may differ; a capability that the
 	# toolchain here lacks (or has in addition) changes the kernel's options.
 	filter() { grep '^CONFIG_' "$1" | grep -Ev '^CONFIG_[A-Z0-9_]*VERSION(_TEXT)?=' | sort; }
@@ -177,7 +196,7 @@ regenerate() {
 
 	say "make modules_prepare (the kernel crate and its dependencies: most of the time)"
 	make -C "$src" O="$dir/build" "${cc[@]}" LOCALVERSION="${kver#"$kversion"}" \
-		-j"$jobs" modules_prepare
+		-j"$jobs" modules_prepare >&2
 	release=$(cat "$dir/build/include/config/kernel.release")
 	[ "$release" = "$kver" ] ||
 		fail "the regenerated tree's release is '$release', not '$kver'."
@@ -224,6 +243,10 @@ if [ -f "$ksrc/rust/libkernel.rmeta" ] && [ -f "$ksrc/scripts/target.json" ]; th
 	say "the kernel tree has its Rust build artifacts: building against it as it is"
 else
 	regenerate
+fi
+if [ -n "$prepare_only" ]; then
+	echo "$kdir"
+	exit 0
 fi
 
 # The project's Makefile picks the compiler the kernel names (and LLVM=1 for

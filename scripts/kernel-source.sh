@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Fetch Debian's linux-source-7.3 (trixie-backports) once, unpack it pristine
-# under $MH_CACHE and print the tree's path. Builds always use O=, so the tree
-# is never written to after unpacking (it is made read-only to make sure).
+# Fetch a Debian linux-source-X.Y package once, keep its tarball and unpack
+# it pristine under $MH_CACHE, and print the tree's path. Builds always use
+# O=, so the tree is never written to after unpacking (it is made read-only
+# to make sure). The tarball stays beside the tree, for the regeneration of
+# Debian's kernels' Rust artifacts (scripts/debian-kernel.sh).
+#
+#   scripts/kernel-source.sh [--package linux-source-X.Y]   (default: lib.sh's)
+#   scripts/kernel-source.sh --fetch PACKAGE...             download .debs, print their paths
 source "$(dirname "$0")/lib.sh"
 
 # apt-get download of a package from the toolchain's suites into $MH_CACHE/dl;
@@ -21,25 +26,35 @@ fetch_deb() {
 	echo "$deb"
 }
 
-if [ "${1:-}" = "--fetch" ]; then
+pkg=$MH_KSRC_PKG
+case "${1:-}" in
+--fetch)
 	shift
 	for p in "$@"; do fetch_deb "$p"; done
 	exit 0
-fi
+	;;
+--package) pkg=$2 ;;
+esac
 
-mh_lock kernel-source
-deb=$(fetch_deb "$MH_KSRC_PKG")
+mh_lock "kernel-source-$pkg"
+deb=$(fetch_deb "$pkg")
 ver=$(dpkg-deb -f "$deb" Version)
-dir="$MH_CACHE/src/$MH_KSRC_PKG-$ver"
+dir="$MH_CACHE/src/$pkg-$ver"
 if [ ! -f "$dir/.mh-ready" ]; then
-	log "unpacking $MH_KSRC_PKG $ver"
+	log "unpacking $pkg $ver"
 	rm -rf "$dir" "$dir.tmp"
 	mkdir -p "$dir.tmp/deb"
 	dpkg-deb -x "$deb" "$dir.tmp/deb"
-	tar -C "$dir.tmp" -xaf "$dir.tmp/deb/usr/src/$MH_KSRC_PKG.tar.xz"
+	mv "$dir.tmp/deb/usr/src/$pkg.tar.xz" "$dir.tmp/"
+	tar -C "$dir.tmp" -xaf "$dir.tmp/$pkg.tar.xz"
 	rm -rf "$dir.tmp/deb"
 	mv "$dir.tmp" "$dir"
-	chmod -R a-w "$dir/$MH_KSRC_PKG"
+	chmod -R a-w "$dir/$pkg"
 	touch "$dir/.mh-ready"
 fi
-echo "$dir/$MH_KSRC_PKG"
+if [ ! -f "$dir/$pkg.tar.xz" ]; then
+	# A tree unpacked by an earlier version of this script, which did not
+	# keep the tarball: add it, leaving the tree (and its builds) alone.
+	dpkg-deb --fsys-tarfile "$deb" | tar -C "$dir" -xf - --strip-components=3 "./usr/src/$pkg.tar.xz"
+fi
+echo "$dir/$pkg"

@@ -36,6 +36,20 @@ mh_debian_mirror() {
 	echo "${uri%/}"
 }
 
+# mh_host_need COMMAND PACKAGE: the host's COMMAND, installed from Debian's
+# PACKAGE when it is missing (as root, with apt), so that both README
+# commands set up what they need on a fresh machine.
+mh_host_need() {
+	command -v "$1" >/dev/null && return 0
+	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null ||
+		die "$1 is missing on the host: apt-get install $2"
+	log "installing $2 on the host (for $1)"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 ||
+		die "cannot install $2 (for $1)"
+	command -v "$1" >/dev/null || die "$2 is installed but $1 is still missing"
+}
+
 # A short, stable hash of some strings and files: the key of a cache entry.
 mh_hash() {
 	local item
@@ -79,7 +93,7 @@ mh_lock() {
 # mmdebstrap into ROOT. If ROOT is complete (ROOT/.mh-ready), prints it and
 # ends the script. Otherwise takes LOCK, looks again (another run may have
 # finished it meanwhile), and returns, holding the lock, for the caller to
-# make it; mmdebstrap must be on the host.
+# make it; mmdebstrap is installed on the host if it is missing.
 mh_ready_root() {
 	local root=$1 lock=$2
 	if [ -f "$root/.mh-ready" ]; then
@@ -91,6 +105,5 @@ mh_ready_root() {
 		echo "$root"
 		exit 0
 	fi
-	command -v mmdebstrap >/dev/null ||
-		die "mmdebstrap is missing on the host: apt-get install mmdebstrap"
+	mh_host_need mmdebstrap mmdebstrap
 }

@@ -11,7 +11,7 @@ if [ ! -x "$dir/bin/vng" ]; then
 	wheel=$(ls "$MH_CACHE/dl/virtme_ng-$ver-"*.whl 2>/dev/null | head -n 1 || true)
 	if [ -z "$wheel" ]; then
 		mkdir -p "$MH_CACHE/dl"
-		command -v pip3 >/dev/null || die "pip3 is missing on the host (apt-get install python3-pip)"
+		mh_host_need pip3 python3-pip
 		pip3 download -q --no-deps -d "$MH_CACHE/dl" "virtme-ng==$ver" >&2 ||
 			die "cannot download virtme-ng $ver"
 		wheel=$(ls "$MH_CACHE/dl/virtme_ng-$ver-"*.whl | head -n 1)

@@ -66,20 +66,14 @@ def fingerprint(mhsim, order, service, listing, proc):
     fp = hashlib.sha256(("\n".join(slots) + "\n").encode()).hexdigest()[:8]
     model = {names[s["index"]]: s["slots"] for s in j["servers"]}
 
-    # The module's own view of the same service.
-    want_proto, want_addr = service.split(":", 1)
-    module, morder, inside = {}, None, False
-    with open(proc) as f:
-        for line in f:
-            w = line.split()
-            if not w or w[0].startswith("#"):
-                continue
-            if w[0] == "S":
-                inside = w[1] == want_proto.upper() and w[2] == want_addr
-                if inside:
-                    morder = w[4]
-            elif w[0] == "D" and inside:
-                module[w[1]] = int(w[3])
+    # The module's own view of the same service (mhsim reads its file).
+    out = subprocess.run([mhsim, "proc", "--json", "--proc", proc, "--service", service],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return fp, out.stderr.strip() or "no such service in /proc/net/ip_vs_mh"
+    svc = json.loads(out.stdout)["services"][0]
+    morder = svc["mode"]
+    module = {d["address"]: d["slots"] for d in svc["dests"]}
     if morder is None:
         return fp, "no such service in /proc/net/ip_vs_mh"
     if morder != order:
@@ -126,13 +120,10 @@ def cmd_ports(mhsim, service, first, last, n, out1, out2, *listings):
     with open(listings[0]) as f:
         text = f.read()
     out = subprocess.run(
-        [mhsim, "lookup", "--order", "list", "--service", service, "--clients-file", out1 + ".all", "-"],
+        [mhsim, "lookup", "--json", "--order", "list", "--service", service,
+         "--clients-file", out1 + ".all", "-"],
         input=text, capture_output=True, text=True, check=True).stdout
-    risky = []
-    for line in out.splitlines():
-        w = line.split()
-        if len(w) >= 4 and w[1] == "->" and w[2] == "slot" and int(w[3]) in risky_slots:
-            risky.append(w[0])
+    risky = [x["input"] for x in json.loads(out)["lookups"] if x["slot"] in risky_slots]
     pick = risky[:2 * n]
     taken = set(pick)
     others = [c for c in clients if c not in taken]
@@ -382,10 +373,11 @@ def cmd_spread(d, tag, gone):
             if len(w) >= 2:
                 got[w[0]] = w[1] if len(w) == 2 else " ".join(w[1:])
     with open("%s/%s.want" % (d, tag)) as f:
-        for line in f:
-            w = line.split()
-            if len(w) >= 7 and w[1] == "->" and w[4] == "->":
-                want[w[0]] = w[7] if len(w) > 7 else w[6]
+        j = json.load(f)
+        # One object per service when the input has several, else one.
+        for svc in j.get("services", [j]):
+            for x in svc["lookups"]:
+                want[x["input"]] = x["dest"] or "NONE"
     match = [c for c in want if got.get(c) == want[c]]
     print("%d new flows after the removal: per real server %s; %d of %d where mhsim says" % (
         len(got), fmt({short(s): n for s, n in sorted(count(got.values(), []).items())}),

@@ -322,7 +322,7 @@ leave() {
 	seq 47001 47300 | sed 's/^/10.0.1.2:/' >"$OUT/$tag.new"
 	ip netns exec c "$MHNET" probe --proto tcp --target "$VIP:$PORT" --clients "$OUT/$tag.new" \
 		--parallel 4 >"$OUT/$tag.got" 2>"$OUT/$tag.probe.err"
-	ip netns exec d1 ipvsadm -Sn | "$MHSIM" lookup --clients-file "$OUT/$tag.new" - >"$OUT/$tag.want"
+	ip netns exec d1 ipvsadm -Sn | "$MHSIM" lookup --json --clients-file "$OUT/$tag.new" - >"$OUT/$tag.want"
 	demo spread "$OUT" "$tag" "$(rs "$gone")" | sed 's/^/  /'
 	[ "${PIPESTATUS[0]}" = 0 ] || rc=1
 	for d in $DIRECTORS; do ip netns exec "$d" sysctl -qw net.ipv4.vs.expire_nodest_conn=0; done

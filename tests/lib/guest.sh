@@ -62,9 +62,15 @@ topo_down() {
 # The workspace's binaries, built on the host by cargo. The guest runs
 # copies in its own /tmp, so that a rebuild on the host cannot swap a binary
 # under a running test.
+# A missing tool is a failure, said at once (tests/run builds them).
 mkdir -p /tmp/mh-bin
 for b in mhnet mhsim; do
-	[ -x "$MH_REPO/target/debug/$b" ] && cp "$MH_REPO/target/debug/$b" /tmp/mh-bin/
+	if [ -x "$MH_REPO/target/debug/$b" ]; then
+		cp "$MH_REPO/target/debug/$b" /tmp/mh-bin/
+	elif [ ! -x "/tmp/mh-bin/$b" ]; then
+		fail "$b is missing ($MH_REPO/target/debug/$b): build it with 'cargo build --bins' (tests/run does)"
+		exit 1
+	fi
 done
 MHNET=${MHNET:-/tmp/mh-bin/mhnet}
 MHSIM=${MHSIM:-/tmp/mh-bin/mhsim}
@@ -107,19 +113,44 @@ clients() {
 	done >"$file"
 }
 
+# The module's records as mhsim reads them (mhsim proc --json), never by
+# column: proc_json [NS] [MHSIM PROC ARGS...] (NS: default d; "-" for the
+# VM's own namespace).
+proc_json() {
+	local ns=${1:-d}
+	shift
+	if [ "$ns" = - ]; then
+		"$MHSIM" proc --json "$@"
+	else
+		ip netns exec "$ns" "$MHSIM" proc --json "$@"
+	fi
+}
+# proc_get NS SERVICE JQ: one value of a service (an mhsim --service
+# selector, e.g. tcp:10.0.1.1:80), e.g. proc_get d tcp:10.0.1.1:80 .rebuilds
+proc_get() { proc_json "$1" --service "$2" | jq -r ".services[0]$3"; }
+
+# lookup_model CLIENTS [MHSIM LOOKUP ARGS...] < CONFIG: "client server" per
+# client as mhsim's lookup --json gives it (the client as written in
+# CLIENTS, "NONE" where the model refuses the flow).
+lookup_model() {
+	local clients=$1
+	shift
+	"$MHSIM" lookup --json --clients-file "$clients" "$@" - |
+		jq -r '(if .services then .services[] else . end) | .lookups[] | "\(.input) \(.dest // "NONE")"'
+}
+
 # probe_vs_model NAME PROTO VIP:PORT CLIENTS [MHSIM ARGS...]: send one flow
 # per client from ns c, ask mhsim which server each should reach given
 # the director's configuration (ipvsadm -Sn; it lists real servers sorted,
-# which is all the default sorted order needs) and compare, flow by flow. Prints "NAME: flows N, matching M" and fails unless all N match.
+# which is all the default sorted order needs) and compare, flow by flow.
+# Prints "NAME: flows N, matching M" and fails unless all N match.
 probe_vs_model() {
 	local name=$1 proto=$2 target=$3 clients=$4
 	shift 4
 	local got=/tmp/got.$$ want=/tmp/want.$$ n m
 	ip netns exec c "$MHNET" probe --proto "$proto" --target "$target" \
 		--clients "$clients" --parallel 4 >"$got" 2>/dev/null
-	ip netns exec d ipvsadm -Sn |
-		"$MHSIM" lookup --clients-file "$clients" "$@" - |
-		sed -n 's/^\([^ ]*\) -> slot [0-9]* -> server [0-9]* \(.*\)$/\1 \2/p' >"$want"
+	ip netns exec d ipvsadm -Sn | lookup_model "$clients" "$@" >"$want"
 	n=$(grep -c . "$clients")
 	m=$(join <(sort "$got") <(sort "$want") | awk '$2 == $3' | wc -l)
 	echo "$name: flows $n, matching $m"

@@ -26,3 +26,54 @@ finish() {
 	echo "$mh_passed passed, $mh_failed failed"
 	[ "$mh_failed" = 0 ]
 }
+
+# counted LABEL CMD...: runs CMD, passing its output on and counting its
+# PASS and FAIL lines as this script's. CMD exiting non-zero without having
+# reported a failure died (a crash, a missing tool, a VM that did not boot):
+# that is a failure too, named after LABEL, not a part with nothing to say.
+counted() {
+	local label=$1 before=$mh_failed status line
+	shift
+	local fifo
+	fifo=$(mktemp -u)
+	mkfifo "$fifo"
+	"$@" >"$fifo" 2>&1 &
+	local pid=$!
+	while IFS= read -r line; do
+		echo "$line"
+		case "$line" in
+		"PASS "*) mh_passed=$((mh_passed + 1)) ;;
+		"FAIL "*) mh_failed=$((mh_failed + 1)) ;;
+		esac
+	done <"$fifo"
+	wait "$pid"
+	status=$?
+	rm -f "$fifo"
+	if [ "$status" != 0 ] && [ "$mh_failed" = "$before" ]; then
+		fail "$label: ended with status $status and reported no failure"
+	fi
+	return "$status"
+}
+
+# step NAME CMD...: one step of a larger run (make check, the package test):
+# its output streams under "=== NAME", then "PASS NAME (Ns)" or "FAIL NAME
+# (Ns, exit N)" counts as one check. MH_ONLY="name1 name2" runs only those.
+step() {
+	local name=$1 start rc
+	shift
+	if [ -n "${MH_ONLY:-}" ] && ! [[ " $MH_ONLY " == *" $name "* ]]; then
+		return 0
+	fi
+	start=$(date +%s)
+	echo "=== $name"
+	"$@"
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		pass "$name ($(($(date +%s) - start))s)"
+	else
+		fail "$name ($(($(date +%s) - start))s, exit $rc)"
+		mh_failures+=("$name")
+	fi
+	return "$rc"
+}
+mh_failures=()

@@ -6,8 +6,10 @@
 # sees only its own services.
 source "$(dirname "$0")/../lib/guest.sh"
 VIP=10.0.1.1:80
+SVC=tcp:$VIP
 PROC() { ip netns exec "${1:-d}" cat /proc/net/ip_vs_mh; }
-field() { awk -v n="$2" '$1 == "S" && $3 == "'"$1"'" { print $n }'; }
+# One figure of the service, as mhsim reads the file: S .rebuilds, .moved...
+S() { proc_get d "$SVC" ".$1"; }
 
 topo_up 4
 serve_all 80 4
@@ -19,7 +21,7 @@ done
 # The D lines' slots must be what mhsim computes for `ipvsadm -Sn`.
 slots_match_model() {
 	local got want
-	got=$(PROC | awk '$1 == "D" { print $2, $3, $4 }' | sort)
+	got=$(proc_json d --service "$SVC" | jq -r '.services[0].dests[] | "\(.address) \(.table_weight) \(.slots)"' | sort)
 	want=$(ip netns exec d ipvsadm -Sn | "$MHSIM" table --json - |
 		python3 -c 'import json,sys
 d = json.load(sys.stdin)
@@ -35,12 +37,13 @@ format_ok() {
 	local out
 	out=$(PROC)
 	echo "$out"
-	echo "$out" | head -n 3 | grep -q '^# ip_vs_mh_rs 2$' &&
-		echo "$out" | grep -q '^# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes$' &&
-		echo "$out" | grep -q '^# D address weight slots slot_share weight_share$' &&
-		echo "$out" | grep -qE '^S TCP 10\.0\.1\.1:80 4093 sorted 4 [0-9]+ [0-9]+ 0 0 0 [0-9]+$' &&
+	# The format as README.md documents it: version, column headers, records.
+	echo "$out" | head -n 3 | grep -q '^# ip_vs_mh_rs 3$' &&
+		echo "$out" | grep -q '^# S proto address size mode rebuilds last_rebuild moved decisions fallbacks refusals bytes stale$' &&
+		echo "$out" | grep -q '^# D address weight table_weight slots slot_share weight_share$' &&
+		echo "$out" | grep -qE '^S TCP 10\.0\.1\.1:80 4093 sorted 4 [0-9]+ [0-9]+ 0 0 0 [0-9]+ 0$' &&
 		[ "$(echo "$out" | grep -c '^D ')" = 4 ] &&
-		echo "$out" | grep -qE '^D 10\.0\.2\.14:80 2 [0-9]+ 39\.[0-9]{2} 40\.00$'
+		echo "$out" | grep -qE '^D 10\.0\.2\.14:80 2 2 [0-9]+ 39\.[0-9]{2} 40\.00$'
 }
 check "header names the columns, S and D records as configured" format_ok
 check "per-server slots equal the model's" slots_match_model
@@ -49,7 +52,7 @@ decisions_move() {
 	clients /tmp/s1 10.0.1.2 41001 100
 	probe_vs_model stats tcp "$VIP" /tmp/s1 || return 1
 	PROC
-	[ "$(PROC | field 10.0.1.1:80 9)" = 100 ]
+	[ "$(S decisions)" = 100 ]
 }
 check "100 flows count 100 decisions" decisions_move
 
@@ -57,17 +60,17 @@ after_change() {
 	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.12:80 -m -w 3 || return 1
 	local out moved
 	out=$(PROC)
-	moved=$(echo "$out" | field 10.0.1.1:80 8)
+	moved=$(S moved)
 	echo "$out"
 	# The weight change is the 5th table; some slots moved, not all.
-	[ "$(echo "$out" | field 10.0.1.1:80 6)" = 5 ] && [ "$moved" -gt 0 ] &&
+	[ "$(S rebuilds)" = 5 ] && [ "$moved" -gt 0 ] &&
 		[ "$moved" -lt 4093 ] && slots_match_model
 }
 check "after a weight change: rebuild counted, moved slots, model agrees" after_change
 
 threshold_only() {
 	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.13:80 -m -w 1 -x 100 || return 1
-	[ "$(PROC | field 10.0.1.1:80 6)" = 5 ]
+	[ "$(S rebuilds)" = 5 ]
 }
 check "a threshold-only edit rebuilds nothing" threshold_only
 
@@ -77,9 +80,10 @@ mhsim_check() {
 check "mhsim check agrees with the kernel's figures" mhsim_check
 
 mhsim_check_catches() {
-	# A doctored copy of the file (one slot moved) must be caught.
+	# A doctored copy of the file (one slot moved) must be caught. (Writing
+	# a wrong file by column is the point here.)
 	ip netns exec d cat /proc/net/ip_vs_mh |
-		awk '$1 == "D" && !done { $4 = $4 + 1; done = 1 } { print }' >/tmp/doctored
+		awk '$1 == "D" && !done { $5 = $5 + 1; done = 1 } { print }' >/tmp/doctored
 	! ip netns exec d sh -c "ipvsadm -Sn | '$MHSIM' check --proc /tmp/doctored"
 }
 check "mhsim check reports a mismatch" mhsim_check_catches
@@ -89,15 +93,15 @@ check "mhsim check reports a mismatch" mhsim_check_catches
 # service's state, counters, registry entry and table header).
 bytes_accounted() {
 	local b4 b5
-	b4=$(PROC | field 10.0.1.1:80 12)
+	b4=$(S bytes)
 	ip netns exec d ipvsadm -a -t "$VIP" -r 10.0.2.15:80 -m -w 1 || return 1
-	b5=$(PROC | field 10.0.1.1:80 12)
+	b5=$(S bytes)
 	ip netns exec d ipvsadm -d -t "$VIP" -r 10.0.2.15:80 || return 1
 	echo "bytes: 4 servers $b4, 5 servers $b5 (table 4093 slots = 8186 bytes)"
 	[ -n "$b4" ] && [ -n "$b5" ] &&
 		[ "$b4" -gt 8186 ] && [ $((b4 - 8186)) -lt 1024 ] &&
 		[ $((b5 - b4)) -gt 0 ] && [ $((b5 - b4)) -le 64 ] &&
-		[ "$(PROC | field 10.0.1.1:80 12)" = "$b4" ]
+		[ "$(S bytes)" = "$b4" ]
 }
 check "bytes: 2 per slot, a small part per server and per service" bytes_accounted
 
@@ -107,8 +111,8 @@ fallbacks_counted() {
 	ip netns exec d ipvsadm -E -t "$VIP" -s mh -b mh-fallback || return 1
 	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.11:80 -m -w 1 -x 1 || return 1
 	clients /tmp/s2 10.0.1.2 42001 200
-	ip netns exec d ipvsadm -Sn | "$MHSIM" lookup --clients-file /tmp/s2 - |
-		awk '$NF == "10.0.2.11:80" { print $1 }' >/tmp/to-r1
+	ip netns exec d ipvsadm -Sn | lookup_model /tmp/s2 |
+		awk '$2 == "10.0.2.11:80" { print $1 }' >/tmp/to-r1
 	head -n 1 /tmp/to-r1 >/tmp/hold
 	tail -n +2 /tmp/to-r1 | head -n 10 >/tmp/probe-r1
 	[ "$(wc -l </tmp/probe-r1)" = 10 ] || return 1
@@ -116,10 +120,10 @@ fallbacks_counted() {
 		--duration-s 60 --ready-file /tmp/ready --stop-file /tmp/stop >/tmp/streams.log 2>&1 &
 	for _ in $(seq 100); do [ -f /tmp/ready ] && break; sleep 0.1; done
 	local before after out
-	before=$(PROC | field 10.0.1.1:80 10)
+	before=$(S fallbacks)
 	out=$(ip netns exec c "$MHNET" probe --proto tcp --target "$VIP" --clients /tmp/probe-r1 2>&1)
 	echo "$out"
-	after=$(PROC | field 10.0.1.1:80 10)
+	after=$(S fallbacks)
 	touch /tmp/stop
 	wait
 	PROC
@@ -132,14 +136,14 @@ refusals_counted() {
 	for i in 1 2 3 4; do
 		ip netns exec d ipvsadm -e -t "$VIP" -r "10.0.2.$((10 + i)):80" -m -w 0 || return 1
 	done
-	before=$(PROC | field 10.0.1.1:80 11)
+	before=$(S refusals)
 	clients /tmp/s3 10.0.1.2 43001 5
 	ip netns exec c "$MHNET" probe --proto tcp --target "$VIP" --clients /tmp/s3 \
 		--timeout-ms 500 --retries 0
-	after=$(PROC | field 10.0.1.1:80 11)
+	after=$(S refusals)
 	PROC
 	# All weights 0: no slots, every SYN refused (and counted).
-	[ "$(PROC | awk '$1 == "D" { s += $4 } END { print s + 0 }')" = 0 ] &&
+	[ "$(proc_get d "$SVC" '.dests | map(.slots) | add')" = 0 ] &&
 		[ $((after - before)) -ge 5 ] && dmesg | grep -q 'no destination available'
 }
 check "all weights 0: flows refused, refusals counted" refusals_counted
@@ -150,21 +154,20 @@ namespaces() {
 	ip netns exec d2 ipvsadm -A -u 10.0.9.1:53 -s mh
 	ip netns exec d2 ipvsadm -a -u 10.0.9.1:53 -r 10.0.9.2:53 -m
 	local in_d in_d2 in_root
-	in_d=$(PROC d | grep '^S')
-	in_d2=$(PROC d2 | grep '^S')
-	in_root=$(grep '^S' /proc/net/ip_vs_mh)
+	services() { proc_json "$1" | jq -r '[.services[].service] | join(" ")'; }
+	in_d=$(services d)
+	in_d2=$(services d2)
+	in_root=$(services -)
 	echo "d: $in_d"; echo "d2: $in_d2"; echo "root: $in_root"
 	ip netns exec d2 ipvsadm -C
 	ip netns del d2
-	[ "$(echo "$in_d" | awk '{ print $2, $3 }')" = "TCP 10.0.1.1:80" ] &&
-		[ "$(echo "$in_d2" | awk '{ print $2, $3 }')" = "UDP 10.0.9.1:53" ] &&
-		[ -z "$in_root" ]
+	[ "$in_d" = "tcp:10.0.1.1:80" ] && [ "$in_d2" = "udp:10.0.9.1:53" ] && [ -z "$in_root" ]
 }
 check "each namespace lists only its own services" namespaces
 
 deleted() {
 	ip netns exec d ipvsadm -D -t "$VIP" || return 1
-	! PROC | grep -q '^S'
+	[ "$(proc_json d | jq '.services | length')" = 0 ]
 }
 check "a deleted service disappears from the file" deleted
 

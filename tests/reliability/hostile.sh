@@ -34,7 +34,7 @@ extreme_weights() {
 	grep '^[SD] ' /proc/net/ip_vs_mh
 	agree || return 1
 	# The weight-0 server has no slot.
-	awk '$1 == "D" && $2 == "10.0.2.13:80" { exit $4 != 0 }' /proc/net/ip_vs_mh
+	[ "$(proc_get - tcp:10.9.0.1:80 '.dests[] | select(.address == "10.0.2.13:80") | .slots')" = 0 ]
 }
 check "weights INT_MAX, 1 and 0 in one service: table as the model says, weight 0 has no slot" extreme_weights
 
@@ -58,10 +58,10 @@ many_services() {
 	ipvsadm -R <<<"$r" || { sysctl -qw net.ipv4.vs.run_estimation=1; return 1; }
 	sysctl -qw net.ipv4.vs.run_estimation=1
 	echo "11000 commands in $((SECONDS - start)) s"
-	[ "$(grep -c '^S ' /proc/net/ip_vs_mh)" = 1000 ] || { echo "not 1000 S records"; return 1; }
+	[ "$(proc_json - | jq '.services | length')" = 1000 ] || { echo "not 1000 services listed"; return 1; }
 	agree || return 1
 	ipvsadm -C
-	[ "$(grep -c '^S ' /proc/net/ip_vs_mh)" = 0 ]
+	[ "$(proc_json - | jq '.services | length')" = 0 ]
 }
 check "1000 services x 10 real servers: all tables as the model says, all gone after ipvsadm -C" many_services
 

@@ -6,40 +6,21 @@ The topology is tests/lib/guest.sh's (client in ns c, director in ns d, real
 servers r1.. at 10.0.2.(10+N) serving port 80); the scripts run in ns d.
 """
 
+import json
 import os
 import socket
 import struct
 import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tally import check, finish, say  # noqa: E402,F401  (re-exported to the parts)
 
 MHNET = os.environ.get("MHNET", "/tmp/mh-bin/mhnet")
 MHSIM = os.environ.get("MHSIM", "/tmp/mh-bin/mhsim")
 MODULE = "ip_vs_mh_rs"
 VIP = "10.0.1.1"
 CLIENT = "10.0.1.2"
-
-passed = 0
-failed = 0
-
-
-def say(*args):
-    print(*args, flush=True)
-
-
-def check(name, ok, detail=""):
-    """One scenario result line, as tests/lib/guest.sh prints them."""
-    global passed, failed
-    if ok:
-        passed += 1
-        say(f"PASS {name}{' (' + detail + ')' if detail else ''}")
-    else:
-        failed += 1
-        say(f"FAIL {name}{': ' + detail if detail else ''}")
-    return ok
-
-
-def finish():
-    say(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
 
 
 def run(*cmd, input=None, timeout=120):
@@ -125,6 +106,13 @@ def config_text():
     return run("ipvsadm", "-Sn").stdout
 
 
+def proc_service(proto, port):
+    """This namespace's mh service PROTO VIP:PORT as mhsim reads
+    /proc/net/ip_vs_mh (mhsim proc --json), or None."""
+    r = run(MHSIM, "proc", "--json", "--service", f"{proto}:{VIP}:{port}")
+    return json.loads(r.stdout)["services"][0] if r.returncode == 0 else None
+
+
 def agree():
     """Every mh table of the namespace equals the model's (mhsim check)."""
     r = run(MHSIM, "check", input=config_text())
@@ -158,14 +146,10 @@ def flows_follow(config, proto, port, ports, removed=(), size=4093):
         f.write("".join(f"{CLIENT}:{p}\n" for p in ports))
     got = run("ip", "netns", "exec", "c", MHNET, "probe", "--proto", proto, "--target",
               f"{VIP}:{port}", "--clients", path, "--parallel", "4").stdout
-    want = run(MHSIM, "lookup", "--size", str(size), "--service", f"{proto}:{VIP}:{port}",
-               "--clients-file", path, "-", input=config).stdout
+    want = run(MHSIM, "lookup", "--json", "--size", str(size), "--service",
+               f"{proto}:{VIP}:{port}", "--clients-file", path, "-", input=config).stdout
     os.unlink(path)
-    model = {}
-    for line in want.splitlines():
-        f = line.split()
-        if len(f) >= 7 and f[1] == "->":
-            model[f[0]] = f[-1]
+    model = {x["input"]: x["dest"] for x in json.loads(want)["lookups"]} if want else {}
     bad, n = [], 0
     for line in got.splitlines():
         f = line.split()

@@ -37,7 +37,7 @@ import time
 
 from mhvm import (CLIENT, MHNET, MODULE, SET_ADD, SET_ADDDEST, SET_DEL, SET_DELDEST,
                   SET_EDITDEST, VIP, Ipvs, Ports, agree, check, config_text, dest_arg, finish,
-                  flows_follow, kmsg_mark, kmsg_since, run, say, service_arg)
+                  flows_follow, kmsg_mark, kmsg_since, proc_service, run, say, service_arg)
 
 STABLE = [f"10.0.2.{10 + i}" for i in range(1, 5)]
 CHURN = [f"10.0.2.{10 + i}" for i in range(5, 9)]
@@ -175,12 +175,9 @@ def start_background(tag, seconds):
 
 
 def refusals(port):
-    """The module's refusal count for TCP VIP:port (/proc/net/ip_vs_mh)."""
-    for line in open("/proc/net/ip_vs_mh"):
-        f = line.split()
-        if f[:3] == ["S", "TCP", f"{VIP}:{port}"]:
-            return int(f[10])
-    return 0
+    """The module's refusal count for TCP VIP:port (mhsim proc --json)."""
+    s = proc_service("tcp", port)
+    return s["refusals"] if s else 0
 
 
 def tag_no(tag):

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# The reliability suite inside the debug VM (started by tests/reliability/run):
+# The reliability suite inside the debug VM (started by `tests/run reliability`):
 #
 #   suite.sh [--soak-s S] [--segments K] [--seed N] [--min-rate R]
 #            [--netns-rounds N] [PART...]
@@ -11,7 +11,6 @@
 # end or fail the run through the VM runner.
 source "$(dirname "$0")/../lib/guest.sh"
 export LC_ALL=C
-shopt -s lastpipe
 here=$(cd "$(dirname "$0")" && pwd)
 
 soak_s=60 segments=2 seed=1 min_rate=0 netns_rounds=20 parts=()
@@ -44,18 +43,6 @@ director_run() {
 		python3 -u "$here/$1" "${@:2}"
 }
 
-# count the part's PASS/FAIL lines into this script's totals.
-tally() {
-	local line
-	while IFS= read -r line; do
-		echo "$line"
-		case "$line" in
-		"PASS "*) mh_passed=$((mh_passed + 1)) ;;
-		"FAIL "*) mh_failed=$((mh_failed + 1)) ;;
-		esac
-	done
-}
-
 # no_leaks PART: after the part, with the module unloaded and RCU callbacks
 # run, kmemleak reports nothing allocated by IPVS or the module.
 no_leaks() {
@@ -80,33 +67,20 @@ no_leaks() {
 	echo clear >"$kmemleak"
 }
 
-# counted CMD...: runs CMD, counting its PASS and FAIL lines. CMD exiting
-# non-zero without having reported a failure died (an exception, a crash):
-# that is a failure too, not a part with nothing to say. The failure names
-# the part being run ($part).
-counted() {
-	local before=$mh_failed status
-	"$@" | tally
-	status=${PIPESTATUS[0]}
-	if [ "$status" != 0 ] && [ "$mh_failed" = "$before" ]; then
-		fail "$part: the script ran to its end (it exited with status $status and reported no failure)"
-	fi
-}
-
 for part in "${parts[@]}"; do
 	echo "== $part"
 	start=$SECONDS
 	case "$part" in
 	hostile)
-		counted "$here/hostile.sh"
+		counted "$part" "$here/hostile.sh"
 		;;
 	netns)
-		counted "$here/netns.sh" "$netns_rounds"
+		counted "$part" "$here/netns.sh" "$netns_rounds"
 		;;
 	faults)
 		topo_up 4
 		serve_all 80 4
-		counted director_run faults.py
+		counted "$part" director_run faults.py
 		;;
 	soak)
 		topo_up 8
@@ -114,7 +88,7 @@ for part in "${parts[@]}"; do
 		# Short connections take ephemeral ports above the probes' and the
 		# streams' fixed source ports.
 		ip netns exec c sysctl -qw net.ipv4.ip_local_port_range="50000 60999"
-		counted director_run soak.py "$soak_s" "$segments" "$seed"
+		counted "$part" director_run soak.py "$soak_s" "$segments" "$seed"
 		;;
 	esac
 	no_leaks "$part"

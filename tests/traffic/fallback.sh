@@ -69,7 +69,7 @@ fallback_run() {
 	need [ "$hits" -gt 0 ] "some flows exercise the fallback" || ok=1
 	# ip_vs_mh_rs counts the same (the C module has no such file).
 	if lsmod_has ip_vs_mh_rs; then
-		counters "TCP $VIP:$port" "$(($(wc -l <"$clients") + 1)) $hits 0" || ok=1
+		counters "tcp:$VIP:$port" "$(($(wc -l <"$clients") + 1)) $hits 0" || ok=1
 	fi
 	need [ "$(awk -v s="$R1" '$2 == s' "$TR/$name.got" | wc -l)" = 0 ] "no new flow reached $R1" || ok=1
 	streams_stop "$name" || return 1
@@ -99,7 +99,7 @@ without_fallback() {
 	refused=$(grep -c ERROR "$TR/nofb.want")
 	echo "NOTE $refused of $N flows were refused (slot of the overloaded $R1)"
 	need [ "$refused" -gt 0 ] "some flows hit the overloaded server" || ok=1
-	counters "TCP $VIP:81" "$((N - refused + 1)) 0 $refused" || ok=1
+	counters "tcp:$VIP:81" "$((N - refused + 1)) 0 $refused" || ok=1
 	grep 'ERROR' "$TR/nofb.got.raw" | awk '{ print $3 }' | sort | uniq -c
 	dmesg | grep -m 3 'no destination available'
 	need dmesg_has 'mh: TCP 10.0.1.1:81 - no destination available' "the kernel says 'no destination available'" || ok=1
@@ -134,7 +134,7 @@ c_walk() {
 	wait_conns_gone "$TR/F3" || return 1
 	probe "$TR/rfb.got" tcp "$VIP:83" "$TR/F3"
 	compare "ip_vs_mh_rs list_order=1 against C ip_vs_mh, fallback flows" "$TR/rfb.got" "$TR/cfb.got" || ok=1
-	counters "TCP $VIP:83" "$((N + 1)) $(cat "$TR/cfb.hits") 0" || ok=1
+	counters "tcp:$VIP:83" "$((N + 1)) $(cat "$TR/cfb.hits") 0" || ok=1
 	streams_stop rfb || return 1
 	streams_ok rfb "$R1" || ok=1
 	return $ok

@@ -177,9 +177,8 @@ probe() {
 model() {
 	local out=$1 conf=$2 clients=$3
 	shift 3
-	"$MHSIM" lookup --clients-file "$clients" "$@" - <"$conf" >"$out.txt" || return 1
-	awk '$2 == "->" && $3 == "slot" { print $1, ($6 == "server" ? $8 : "NONE") }' "$out.txt" |
-		sort -k1,1 >"$out"
+	lookup_model "$clients" "$@" <"$conf" >"$out.txt" || return 1
+	sort -k1,1 "$out.txt" >"$out"
 	[ -s "$out" ]
 }
 
@@ -321,11 +320,10 @@ pick_clients() {
 }
 
 # proc_counts SERVICE: "decisions fallbacks refusals" of an mh service of
-# the director, from ip_vs_mh_rs's /proc/net/ip_vs_mh (SERVICE written as
-# there: "TCP 10.0.1.1:80"); nothing if there is no such file or service.
+# the director (an mhsim --service selector: tcp:10.0.1.1:80); nothing if
+# the module is not loaded or has no such service.
 proc_counts() {
-	ip netns exec d cat /proc/net/ip_vs_mh 2>/dev/null |
-		awk -v p="${1% *}" -v a="${1#* }" '$1 == "S" && $2 == p && $3 == a { print $9, $10, $11 }'
+	proc_json d --service "$1" 2>/dev/null | jq -r '.services[0] | "\(.decisions) \(.fallbacks) \(.refusals)"'
 }
 
 # module_load [PARAMS...]: (re)load ip_vs_mh_rs with PARAMS; no service may
