@@ -362,11 +362,7 @@ enum Rebuilt {
 impl MhService {
     /// Builds a table for the service's current servers and publishes it.
     /// On error nothing changes: the previous table keeps serving.
-    fn rebuild(
-        &self,
-        svc: &ServiceLocked<'_>,
-        net: &NetServices,
-    ) -> Result<Rebuilt, RebuildError> {
+    fn rebuild(&self, svc: &ServiceLocked<'_>, net: &NetServices) -> Result<Rebuilt, RebuildError> {
         self.rebuild_in(svc, &mut net.workspace.lock())
     }
 
@@ -470,13 +466,11 @@ impl MhService {
             None => idents.is_empty(),
             Some(table) => {
                 table.dests.len() == idents.len()
-                    && table
-                        .dests
-                        .iter()
-                        .zip(idents.iter())
-                        .all(|((dest, record), &(id, weight))| {
+                    && table.dests.iter().zip(idents.iter()).all(
+                        |((dest, record), &(id, weight))| {
                             dest.identity() == id && record.info.weight == weight
-                        })
+                        },
+                    )
             }
         })
     }
@@ -668,7 +662,14 @@ impl Scheduler for MhScheduler {
             net.services
                 .lock()
                 .try_create_and_insert(key, service.clone(), GFP_KERNEL)?;
-            Ok((service, MhPrivate { net, key, retry_ms: 0 }))
+            Ok((
+                service,
+                MhPrivate {
+                    net,
+                    key,
+                    retry_ms: 0,
+                },
+            ))
         };
         let (service, private) = setup().inspect_err(|e| {
             pr_err!(

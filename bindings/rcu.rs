@@ -290,7 +290,12 @@ fn retire_node<T>(node: NonNull<RcuNode<T>>) {
     // SAFETY: The caller hands over the node; `call_rcu` owns its head until
     // the callback runs. `barrier()` waits for the callbacks before the
     // module's code goes away.
-    unsafe { raw::call_rcu(Opaque::cast_into(&raw const (*node.as_ptr()).head), Some(free::<T>)) };
+    unsafe {
+        raw::call_rcu(
+            Opaque::cast_into(&raw const (*node.as_ptr()).head),
+            Some(free::<T>),
+        )
+    };
 }
 
 /// Waits until every value retired so far has been freed. Process context;

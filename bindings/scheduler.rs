@@ -34,8 +34,8 @@ use kernel::ThisModule;
 
 use super::dest::{Dest, DestEntry};
 use super::packet::Flow;
-use super::rcu::{self, RcuBox, ReadLock, Unpublish, Unpublished, Unpublishing};
 use super::raw;
+use super::rcu::{self, RcuBox, ReadLock, Unpublish, Unpublished, Unpublishing};
 use super::service::{Service, ServiceLocked};
 use super::work::DelayedWork;
 
