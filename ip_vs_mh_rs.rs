@@ -9,8 +9,9 @@
 //! and a new table differs from the old one mostly in the slots of the
 //! servers that changed. The table and its hashing live in `maglev/maglev.rs`,
 //! shared with the userspace model `mhsim`; this file is the scheduler glue,
-//! laid out like net/netfilter/ipvs/ip_vs_mh.c. It has no `unsafe`: all of
-//! that is in `bindings/`.
+//! laid out like net/netfilter/ipvs/ip_vs_mh.c. Its only `unsafe` is the
+//! promise the scheduler's registration asks for (made at module init, kept
+//! by the module's value); all the rest is in `bindings/`.
 //!
 //! Where it differs from the in-tree C scheduler:
 //!
@@ -793,7 +794,10 @@ impl kernel::Module for MhModule {
                 e.to_errno()
             );
         })?;
-        let scheduler = Registration::<MhScheduler>::register(module).inspect_err(|e| {
+        // SAFETY: The last step of the init that can fail; the registration
+        // is kept in the module's value, whose first field it is: dropped at
+        // exit, before the namespace state the callbacks use.
+        let scheduler = unsafe { Registration::<MhScheduler>::register(module) }.inspect_err(|e| {
             if *e == EEXIST {
                 pr_err!(
                     "cannot register the IPVS scheduler 'mh': another 'mh' is already registered (is the in-tree ip_vs_mh loaded? 'rmmod ip_vs_mh')\n"

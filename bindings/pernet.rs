@@ -202,8 +202,10 @@ impl<T: NetState> PerNet<T> {
     pub(crate) fn get(net: NetRef<'_>) -> Option<Arc<T>> {
         let id = T::id().get()?;
         // SAFETY: A live namespace (`NetRef`), and `id` registered while the
-        // registration is open, which it is until `drop`, after any caller
-        // that could hold a `NetRef` (the module's callbacks) is gone.
+        // registration is open, which it is until `drop`. A `NetRef` comes
+        // from a service in a scheduler callback, and the scheduler is
+        // unregistered before this state is dropped (the contract of
+        // `Registration::register`): no caller is left by then.
         let slot = unsafe { slot::<T>(net.ptr.as_ptr(), id) }?;
         ReadLock::with(|_| {
             let ptr = NonNull::new(slot.load(Ordering::Acquire))?;

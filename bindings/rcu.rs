@@ -74,31 +74,50 @@ pub(super) trait Release {
 
 /// The unpublishing of one value: what its [`Unpublish`] hook hands over.
 ///
-/// Only this module makes one, only for a value no new reader can find. The
-/// lifetime is that of the hook's `&self` and is invariant, so that only the
-/// value's own fields can be handed over (not something reached through
-/// another published value), and the references are given back only after
-/// the hook has returned, so that no code of the hook can look at released
-/// servers.
+/// Only this module makes one, only for a value no new reader can find, and
+/// the references are given back only after the hook has returned, so that
+/// no code of the hook can look at released servers.
+///
+/// Only sets stored in the value itself are taken: a set reached through a
+/// pointer (an `Arc`, a `KBox`) may be reachable from elsewhere too, by code
+/// that is no RCU reader of this value and would look at its servers after
+/// IPVS freed them. The lifetime alone cannot say so (a reference through
+/// an `Arc` field has the hook's lifetime too), so [`Unpublishing::release`]
+/// checks that the set lies within the value's memory.
 pub(crate) struct Unpublishing<'a> {
-    /// At most this many sets per value (more are given back when the value
-    /// is freed, too late for IPVS at namespace teardown).
+    /// The value's memory: the addresses of its inline fields.
+    value: core::ops::Range<usize>,
+    /// At most this many sets per value.
     sets: [Option<&'a dyn Release>; 4],
     _invariant: PhantomData<fn(&'a ()) -> &'a ()>,
 }
 
 impl<'a> Unpublishing<'a> {
-    fn new() -> Self {
+    fn new<T>(value: &T) -> Self {
+        let start = ptr::from_ref(value).addr();
         Unpublishing {
+            value: start..start + core::mem::size_of::<T>(),
             sets: [None; 4],
             _invariant: PhantomData,
         }
     }
 
-    /// Gives the references of `refs` back once the hook has returned.
+    /// Gives the references of `refs`, a field of the value being
+    /// unpublished, back once the hook has returned. A set that is not
+    /// inside the value, or a fifth one, is refused with an error message:
+    /// it gives its references back when it is dropped, after the grace
+    /// period (late for IPVS at namespace teardown, see
+    /// [`super::dest::DestRefs::release`], but no server is freed early).
     pub(crate) fn release<T: Send>(&mut self, refs: &'a super::dest::DestRefs<T>) {
-        if let Some(slot) = self.sets.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(refs);
+        let start = ptr::from_ref(refs).addr();
+        let end = start + core::mem::size_of::<super::dest::DestRefs<T>>();
+        if start < self.value.start || end > self.value.end {
+            pr_err!("bug: a real server set handed over that is not the unpublished value's own\n");
+            return;
+        }
+        match self.sets.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(refs),
+            None => pr_err!("bug: more than 4 real server sets in one unpublished value\n"),
         }
     }
 
@@ -111,7 +130,7 @@ impl<'a> Unpublishing<'a> {
 
     /// Runs `value`'s hook, then gives back what it handed over.
     fn run<T: Unpublish>(value: &T) {
-        let mut u = Unpublishing::new();
+        let mut u = Unpublishing::new(value);
         value.unpublished(&mut u);
         for refs in u.sets.into_iter().flatten() {
             refs.release();

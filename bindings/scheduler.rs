@@ -175,11 +175,18 @@ impl<S: Scheduler> Registration<S> {
     /// Registers the scheduler. `EEXIST` if IPVS already has a scheduler of
     /// that name.
     ///
+    /// # Safety
+    ///
     /// From here on services can bind to the scheduler, and IPVS holds the
-    /// module, not this value, while they do: it must be the last fallible
-    /// step of the module's init (if the init failed after it, the module
-    /// would go with services bound). Dropping it is only for module exit.
-    pub(crate) fn register(module: &'static ThisModule) -> Result<Self> {
+    /// module, not this value, while they do (`unregister_ip_vs_scheduler`
+    /// does not look for them). So the caller must:
+    ///
+    /// - call it as the last step of the module's init that can fail (if the
+    ///   init failed after it, the module would go with services bound);
+    /// - keep the value until the module's exit, and drop it there before
+    ///   anything the callbacks of `S` use (such as a [`super::pernet::PerNet`]
+    ///   state, whose `get` relies on this).
+    pub(crate) unsafe fn register(module: &'static ThisModule) -> Result<Self> {
         let ops = KBox::pin(
             SchedOps {
                 ops: Opaque::zeroed(),
@@ -220,8 +227,8 @@ impl<S: Scheduler> Registration<S> {
 
 impl<S: Scheduler> Drop for Registration<S> {
     fn drop(&mut self) {
-        // IPVS holds the module while a service uses the scheduler, so no
-        // service uses it now.
+        // Only at module exit (`register`'s contract), and IPVS holds the
+        // module while a service uses the scheduler: no service uses it now.
         // SAFETY: Registered (type invariant).
         unsafe { raw::unregister_ip_vs_scheduler(self.ops.ops.get()) };
         // The services' states are freed by RCU callbacks: wait for them
@@ -297,7 +304,11 @@ unsafe extern "C" fn init_service<S: Scheduler>(svc: *mut raw::ip_vs_service) ->
     };
     let node = match RcuBox::new(
         ServiceNode::<S> {
-            work: DelayedWork::uninit(),
+            // SAFETY: Initialised below, as soon as the node is boxed at its
+            // final address, before anything can reach it; it is never moved
+            // out of the box, and `done_service` disables it before the node
+            // is freed.
+            work: unsafe { DelayedWork::uninit() },
             svc: ptr,
             shared,
             private: UnsafeCell::new(Some(private)),

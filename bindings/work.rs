@@ -18,9 +18,10 @@ use super::raw;
 ///
 /// # Invariants
 ///
-/// Once [`DelayedWork::init`] has run, the item is initialised with its
-/// function and stays at its address until its owner disables it with
-/// [`DelayedWork::disable_sync`] and frees it.
+/// The item is initialised with its function ([`DelayedWork::init`]) before
+/// any other method is called, and stays at its address until its owner
+/// disables it with [`DelayedWork::disable_sync`] and frees it (the contract
+/// of [`DelayedWork::uninit`], the only way to make one).
 #[repr(transparent)]
 pub(crate) struct DelayedWork {
     work: Opaque<raw::delayed_work>,
@@ -35,7 +36,14 @@ unsafe impl Sync for DelayedWork {}
 
 impl DelayedWork {
     /// An item to be initialised in place by [`DelayedWork::init`].
-    pub(super) fn uninit() -> Self {
+    ///
+    /// # Safety
+    ///
+    /// The caller must call [`DelayedWork::init`] once the item is at its
+    /// final address and before it calls any other method or lets anyone
+    /// else reach the item, and must not move it afterwards until
+    /// [`DelayedWork::disable_sync`] has returned.
+    pub(super) unsafe fn uninit() -> Self {
         DelayedWork {
             work: Opaque::zeroed(),
         }
