@@ -9,7 +9,8 @@
 //! the order of the `D` lines, which is the kernel's list order) and
 //! compared server by server: weight (ipvsadm against the `D` line's
 //! `table_weight`, or `weight` before format 3), slots (model against the
-//! `D` line) and the set of servers.
+//! `D` line) and the set of servers. From format 3 on, a service with
+//! `flag-3` in the ipvsadm input must also be in mode `upstream`.
 //!
 //! The proc file is read by its column headers (`# S ...`, `# D ...`), not
 //! by position: each format version has columns it must have, and any other
@@ -22,7 +23,7 @@ use maglev::{Addr, Order, Server, TableSize};
 use serde_json::{json, Value};
 
 use crate::ipvsadm;
-use crate::sim::{self, Input};
+use crate::sim::{self, Input, Model};
 use crate::spec::{parse_host_port, HostPort};
 
 /// The proc file format versions this reads: 2 added `bytes` to `S`
@@ -302,6 +303,8 @@ pub(crate) struct ProcService {
     pub(crate) fwmark: Option<u32>,
     pub(crate) size: TableSize,
     pub(crate) mode: Mode,
+    /// The format version of the file it came from.
+    pub(crate) version: u32,
     pub(crate) counters: Counters,
     /// The last rebuild failed: the previous table serves (version 3).
     pub(crate) stale: bool,
@@ -402,6 +405,7 @@ fn parse_s(r: &Record<'_>, version: u32) -> Result<ProcService, String> {
         fwmark,
         size,
         mode,
+        version,
         counters,
         stale,
         dests: Vec::new(),
@@ -555,6 +559,10 @@ enum Difference {
         kernel: u32,
         model: u32,
     },
+    /// The service has `flag-3` in the ipvsadm input, but the kernel's
+    /// table is not in upstream mode (format 3 on, where the module
+    /// honours the flag).
+    Mode { kernel: Mode },
     /// The model could not be built.
     Model(String),
 }
@@ -598,6 +606,11 @@ impl Report {
 /// Compares one service present in both inputs.
 fn compare(p: &ProcService, s: &ipvsadm::Service) -> Entry {
     let mut diffs = Vec::new();
+    // flag-3 asks for upstream mode; without it the module's 'upstream'
+    // parameter may still choose it, so only this way round is wrong.
+    if p.version >= 3 && s.flag3() && p.mode != Mode::Upstream {
+        diffs.push(Difference::Mode { kernel: p.mode });
+    }
     let id = |a: &Addr, port: u16| HostPort(a, port).to_string();
     let conf = |d: &ProcDest| {
         s.dests
@@ -660,14 +673,8 @@ fn compare(p: &ProcService, s: &ipvsadm::Service) -> Entry {
                 })
                 .collect();
         }
-        let input = Input {
-            service: Some(svc.id.clone()),
-            hashed: svc.hashed_dests(),
-            servers: svc.dests.clone(),
-            mh_port: svc.mh_port,
-            mh_fallback: svc.mh_fallback,
-        };
-        match sim::build(&input, p.size, p.mode.order()) {
+        let input = Input::from_service(&svc);
+        match sim::build(&input, p.size, Model::table_only(p.mode.order())) {
             Ok(b) => {
                 // Per server in the proc file's order.
                 for d in &p.dests {
@@ -693,11 +700,12 @@ fn compare(p: &ProcService, s: &ipvsadm::Service) -> Entry {
     // Weights first, then slots, then servers of one side only, each in
     // the proc file's order.
     diffs.sort_by_key(|d| match d {
-        Difference::Weight { .. } => 0,
-        Difference::Slots { .. } => 1,
-        Difference::OnlyInKernel { .. } => 2,
-        Difference::OnlyInIpvsadm { .. } => 3,
-        Difference::Model(_) => 4,
+        Difference::Mode { .. } => 0,
+        Difference::Weight { .. } => 1,
+        Difference::Slots { .. } => 2,
+        Difference::OnlyInKernel { .. } => 3,
+        Difference::OnlyInIpvsadm { .. } => 4,
+        Difference::Model(_) => 5,
     });
     Entry {
         key: p.key.clone(),
@@ -772,6 +780,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 fn summary(diffs: &[Difference]) -> String {
     let count = |f: fn(&Difference) -> bool| diffs.iter().filter(|d| f(d)).count();
     let mut parts = Vec::new();
+    if count(|d| matches!(d, Difference::Mode { .. })) > 0 {
+        parts.push("mode differs".to_string());
+    }
     let w = count(|d| matches!(d, Difference::Weight { .. }));
     if w > 0 {
         parts.push(format!(
@@ -827,6 +838,11 @@ pub(crate) fn text(r: &Report) -> String {
                 let _ = writeln!(out, "MISMATCH {proto} {addr}: {}", summary(&e.diffs));
                 for d in &e.diffs {
                     let _ = match d {
+                        Difference::Mode { kernel } => writeln!(
+                            out,
+                            "  mode kernel={} ipvsadm=upstream (the service has flag-3)",
+                            kernel.name()
+                        ),
                         Difference::Weight {
                             server,
                             kernel,
@@ -895,6 +911,9 @@ pub(crate) fn text(r: &Report) -> String {
 
 fn difference_json(d: &Difference) -> Value {
     match d {
+        Difference::Mode { kernel } => {
+            json!({"what": "mode", "kernel": kernel.name(), "ipvsadm": "upstream"})
+        }
         Difference::Weight {
             server,
             kernel,
@@ -1222,20 +1241,14 @@ S IP [2001:db8::1]:0 509 list 0 0 0 0 0 0 400 0
                 }
             })
             .collect();
-        let input = Input {
-            service: None,
-            hashed: servers.clone(),
-            servers,
-            mh_port: false,
-            mh_fallback: false,
-        };
+        let input = Input::from_servers(servers.into_iter().map(|s| (s, s.weight)).collect());
         let size = TableSize::new(251).unwrap();
         let order = if mode == "sorted" {
             Order::Sorted
         } else {
             Order::List
         };
-        let b = sim::build(&input, size, order).unwrap();
+        let b = sim::build(&input, size, Model::table_only(order)).unwrap();
         let mut out = format!("{V3_HEADER}S FWM 7 251 {mode} 1 1 1 0 0 0 600 0\n");
         for (&(a, w, tw), slots) in dests.iter().zip(&b.slots) {
             // The shares are not compared.
@@ -1311,6 +1324,43 @@ S IP [2001:db8::1]:0 509 list 0 0 0 0 0 0 400 0
             "{out}"
         );
         assert_eq!(v["services"][0]["stale"], true);
+    }
+
+    #[test]
+    fn flag3_wants_upstream_mode() {
+        let dests = [("10.0.2.12:0", 2, 2), ("10.0.2.11:0", 1, 1)];
+        let ipvs = "\
+-A -f 7 -s mh -b flag-3
+-a -f 7 -r 10.0.2.11:0 -g -w 1
+-a -f 7 -r 10.0.2.12:0 -g -w 2
+";
+        let (ok, out, _) = run_check(&v3_service("upstream", &dests), ipvs);
+        assert!(ok, "{out}");
+        // Sorted mode with flag-3: the module did not switch.
+        let (ok, out, v) = run_check(&v3_service("sorted", &dests), ipvs);
+        assert!(!ok);
+        assert_eq!(
+            out,
+            "MISMATCH FWM 7: mode differs\n  mode kernel=sorted ipvsadm=upstream (the service has flag-3)\n"
+        );
+        assert_eq!(
+            v["services"][0]["differences"][0],
+            json!({"what": "mode", "kernel": "sorted", "ipvsadm": "upstream"})
+        );
+        // Upstream without flag-3 is the module's 'upstream' parameter.
+        let plain = ipvs.replace(" -b flag-3", "");
+        let (ok, out, _) = run_check(&v3_service("upstream", &dests), &plain);
+        assert!(ok, "{out}");
+        // Before format 3 the module knew no upstream mode: not compared.
+        let v2 = "\
+# ip_vs_mh_rs 2
+# S proto address size order rebuilds last_rebuild moved decisions fallbacks refusals bytes
+# D address weight slots slot_share weight_share
+S FWM 7 251 sorted 1 1 1 0 0 0 600
+";
+        let (ok, out, _) = run_check(v2, ipvs);
+        assert!(!ok, "{out}");
+        assert!(!out.contains("mode"), "{out}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - listing format, `ipvsadm -Ln` / `ipvsadm -Ln --nosort`: a `TCP`,
 //!   `UDP`, `SCTP` or `FWM` line per service and a `->` line per real
 //!   server. With `--nosort` the real servers come in the kernel's list
-//!   order (newest first), which `--order list` needs.
+//!   order (newest first), which `--order list` and upstream mode need.
 //!
 //! Only what the scheduler needs is read: the service identity, its
 //! scheduler, its scheduler flags, and each real server's address, port
@@ -20,6 +20,31 @@ use maglev::{Addr, Server};
 
 use crate::spec::{parse_addr, parse_host_port, HostPort};
 
+/// Scheduler flag 1: `mh-fallback` (ipvsadm prints it so for mh, `flag-1`
+/// for other schedulers).
+pub(crate) const FLAG1: u8 = 1;
+/// Scheduler flag 2: `mh-port`.
+pub(crate) const FLAG2: u8 = 2;
+/// Scheduler flag 3: `flag-3` (the C mh ignores it; ip_vs_mh_rs switches
+/// the service to upstream mode with it).
+pub(crate) const FLAG3: u8 = 4;
+
+/// The scheduler flag bits of `-b` words: ipvsadm writes them as
+/// `mh-fallback`, `mh-port` and `flag-3` for an mh service (`-Sn`: `-b
+/// mh-fallback,mh-port,flag-3`; `-Ln`: `(mh-fallback,mh-port,flag-3)`), and
+/// accepts `flag-1`, `flag-2` and `flag-3` for any scheduler. Other words
+/// (another scheduler's flags) are not the mh scheduler's.
+pub(crate) fn flag_bits(words: &[String]) -> u8 {
+    words.iter().fold(0, |acc, w| {
+        acc | match w.as_str() {
+            "flag-1" | "mh-fallback" => FLAG1,
+            "flag-2" | "mh-port" => FLAG2,
+            "flag-3" => FLAG3,
+            _ => 0,
+        }
+    })
+}
+
 /// One mh virtual service.
 #[derive(Clone, Debug)]
 pub(crate) struct Service {
@@ -28,15 +53,26 @@ pub(crate) struct Service {
     pub(crate) id: String,
     /// Whether the service is IPv6.
     pub(crate) v6: bool,
-    /// `-b mh-port`: clients are hashed with their port.
+    /// Scheduler flags 1 to 3 as bits 0 to 2 ([`FLAG1`], [`FLAG2`],
+    /// [`FLAG3`]).
+    pub(crate) flags: u8,
+    /// `-b mh-port` (flag 2): clients are hashed with their port.
     pub(crate) mh_port: bool,
-    /// `-b mh-fallback`: unavailable servers are skipped.
+    /// `-b mh-fallback` (flag 1): unavailable servers are skipped.
     pub(crate) mh_fallback: bool,
     /// Real servers, in the order printed.
     pub(crate) dests: Vec<Server>,
+    /// Read from the save format, whose real servers ipvsadm always sorts:
+    /// their order is not the kernel's list order.
+    pub(crate) sorted: bool,
 }
 
 impl Service {
+    /// `-b flag-3`: ip_vs_mh_rs serves the service in upstream mode.
+    pub(crate) fn flag3(&self) -> bool {
+        self.flags & FLAG3 != 0
+    }
+
     /// The servers as the kernel hashes them. The C module folds a real
     /// server's address by the *service's* family: for an IPv4 service
     /// with an IPv6 real server (tunnel forwarding) only the first 32 bits
@@ -103,7 +139,17 @@ fn parse_line(tokens: &[&str]) -> Result<Line, String> {
             }
             "-s" | "--scheduler" => l.sched = Some(arg(i)?.to_string()),
             "-b" | "--sched-flags" => {
-                l.flags = arg(i)?.split(',').map(str::to_string).collect();
+                // ipvsadm prints "-b " with nothing after it when the only
+                // flags are ones it has no name for (flag-3, for mh).
+                match tokens.get(i + 1) {
+                    Some(v) if !v.starts_with('-') => {
+                        l.flags = v.split(',').map(str::to_string).collect();
+                    }
+                    _ => {
+                        i += 1;
+                        continue;
+                    }
+                }
             }
             "-r" | "--real-server" => l.real = Some(parse_host_port(arg(i)?)?),
             "-w" | "--weight" => {
@@ -169,13 +215,15 @@ impl Services {
             return Err(format!("service {key} defined twice"));
         }
         let idx = if sched == Some("mh") {
-            let has = |names: &[&str]| flags.iter().any(|f| names.contains(&f.as_str()));
+            let bits = flag_bits(flags);
             self.mh.push(Service {
                 id: key.clone(),
                 v6,
-                mh_port: has(&["mh-port", "flag-2"]),
-                mh_fallback: has(&["mh-fallback", "flag-1"]),
+                flags: bits,
+                mh_port: bits & FLAG2 != 0,
+                mh_fallback: bits & FLAG1 != 0,
                 dests: Vec::new(),
+                sorted: false,
             });
             Some(self.mh.len() - 1)
         } else {
@@ -206,7 +254,13 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 pub(crate) fn parse(text: &str) -> Result<Vec<Service>, String> {
     match lines(text).next() {
         None => Ok(Vec::new()),
-        Some((_, first)) if first.starts_with('-') && !first.starts_with("->") => parse_save(text),
+        Some((_, first)) if first.starts_with('-') && !first.starts_with("->") => {
+            let mut services = parse_save(text)?;
+            for s in &mut services {
+                s.sorted = true;
+            }
+            Ok(services)
+        }
         Some(_) => parse_listing(text),
     }
 }
@@ -442,7 +496,10 @@ mod tests {
             ["tcp:10.0.0.1:80", "udp:[2001:db8::1]:53", "fwm:7", "fwm6:7"]
         );
         assert!(s[0].mh_port && s[0].mh_fallback);
+        assert_eq!(s[0].flags, FLAG1 | FLAG2);
+        assert!(!s[0].flag3());
         assert!(!s[1].mh_port && !s[1].mh_fallback);
+        assert_eq!(s[1].flags, 0);
         assert_eq!(s[0].dests.len(), 2);
         assert_eq!(s[0].dests[0].weight, 3);
         assert_eq!(s[0].dests[0].port, 8080);
@@ -509,6 +566,28 @@ TCP  10.0.0.1:81 mh
             assert_eq!(a.id, b.id);
             assert_eq!((a.v6, a.mh_fallback), (b.v6, b.mh_fallback));
             assert_eq!(a.dests, b.dests);
+        }
+    }
+
+    #[test]
+    fn scheduler_flags() {
+        // As ipvsadm prints them for mh, in both formats, and the generic
+        // names it accepts.
+        for (input, bits) in [
+            ("-A -t 10.0.0.1:80 -s mh -b mh-fallback,mh-port,flag-3\n", 7),
+            ("-A -t 10.0.0.1:80 -s mh -b flag-3\n", FLAG3),
+            ("-A -t 10.0.0.1:80 -s mh -b flag-1,flag-2\n", FLAG1 | FLAG2),
+            ("-A -t 10.0.0.1:80 -s mh --sched-flags flag-3,mh-port\n", 6),
+            ("TCP  10.0.0.1:80 mh (mh-fallback,mh-port,flag-3)\n", 7),
+            ("TCP  10.0.0.1:80 mh (flag-3) persistent 300\n", FLAG3),
+            ("TCP  10.0.0.1:80 mh (mh-port)\n", FLAG2),
+            ("TCP  10.0.0.1:80 mh\n", 0),
+        ] {
+            let s = parse(input).unwrap();
+            assert_eq!(s[0].flags, bits, "{input}");
+            assert_eq!(s[0].flag3(), bits & FLAG3 != 0, "{input}");
+            assert_eq!(s[0].mh_port, bits & FLAG2 != 0, "{input}");
+            assert_eq!(s[0].mh_fallback, bits & FLAG1 != 0, "{input}");
         }
     }
 

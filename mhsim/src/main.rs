@@ -14,10 +14,10 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use maglev::{Order, TableSize, DEFAULT_TABLE_SIZE, TABLE_SIZES};
+use maglev::{Addr, Order, TableSize, DEFAULT_TABLE_SIZE, TABLE_SIZES};
 use serde_json::{json, Value};
 
-use crate::sim::{Client, Input, LookupOpts};
+use crate::sim::{Client, Input, Mode, Model};
 
 const USAGE: &str = "\
 usage:
@@ -28,30 +28,63 @@ usage:
   mhsim proc   [--proc FILE|-] [--service SEL] [--json]
   mhsim help
 
-SERVER is ADDR:PORT[:WEIGHT] or [V6ADDR]:PORT[:WEIGHT] (weight 1 by default),
-in the order of the scheduler's list. '-' reads ipvsadm output from standard
-input and reports on each mh service in it; either format is detected:
-  ipvsadm -Sn            real servers sorted: enough for the default
-                         --order sorted
+SERVER is ADDR:PORT[:WEIGHT[:LASTWEIGHT]] or [V6ADDR]:PORT[:WEIGHT[:LASTWEIGHT]]
+(weight 1 by default), in the order of the scheduler's list. LASTWEIGHT is
+IPVS's last_weight, what upstream mode builds the table with: the weight the
+server was added with, then its latest non-zero weight. It defaults to WEIGHT
+if WEIGHT > 0 (and can only be WEIGHT then), else to 0, meaning added at
+weight 0 (no slots); give it for a server drained to 0, e.g. 10.0.0.2:80:0:3.
+'-' reads ipvsadm output from standard input and reports on each mh service
+in it; either format is detected:
+  ipvsadm -Sn            real servers sorted: enough for sorted mode with
+                         the default --order sorted (upstream mode and
+                         --order list refuse it)
   ipvsadm -Ln --nosort   the kernel's list order (newest first): needed for
-                         --order list
+                         upstream mode and --order list
+Scheduler flags are read from either (-b mh-fallback,mh-port,flag-3, or
+'(mh-fallback,mh-port,flag-3)'; flag-1 and flag-2 are mh-fallback and
+mh-port).
 
 options:
   --size M             table size, one of 251 509 1021 2039 4093 8191 16381
                        32749 65521 131071 (default 4093)
-  --order sorted|list  population order (default sorted); 'list' is the C
-                       module's order when the servers are in list order
-                       (as given by 'ipvsadm -Ln --nosort')
-  --json               one JSON object on standard output
+  --mode sorted|upstream  how ip_vs_mh_rs serves the service (default: upstream
+                       for an ipvsadm service with flag-3, as the module does,
+                       sorted otherwise):
+                       sorted: current weights (weight 0: no slots), --order
+                         (default sorted), client ports hashed as --port-hash
+                         says (default always);
+                       upstream: the in-tree C ip_vs_mh, bit for bit: list
+                         order, the client port hashed only with mh-port (the
+                         service's flag, or --mh-port), each server's last
+                         weight (a server drained to weight 0 keeps its
+                         slots), and a server at weight 0 (or --unavailable)
+                         takes no flows: refused, or the fallback walk with
+                         mh-fallback (or --fallback). '--order sorted' and
+                         '--port-hash always' contradict it (an error)
+  --order sorted|list  population order in sorted mode (default sorted);
+                       'list' is the C module's order when the servers are in
+                       list order (as given by 'ipvsadm -Ln --nosort')
+  --last-weight ADDR:PORT=W  (repeatable) the last weight of a real server of
+                       the ipvsadm input: ipvsadm cannot show it, so a server
+                       it shows at weight 0 otherwise has last weight 0, which
+                       in upstream mode means no slots (added at weight 0, not
+                       drained). For a server at a positive weight W can only
+                       be that weight. In 'diff', for both sides
+  --json               one JSON object on standard output; table and lookup
+                       give 'mode' and 'order', and per server 'weight' (the
+                       current one), 'last_weight' and 'table_weight' (the
+                       one the table is built with)
   --service SEL        with '-' (or for 'proc'): only this mh service:
                        tcp:ADDR:PORT, udp:ADDR:PORT, sctp:ADDR:PORT,
                        fwm:MARK, fwm6:MARK, or N for the N-th mh service
 lookup options:
   --client ADDR[:PORT]   a client (repeatable; a bare address means port 0)
   --clients-file FILE    clients, one ADDR[:PORT] per line ('#' comments)
-  --port-hash always|flag  'always' (default): every client's port is hashed,
-                         as ip_vs_mh_rs does; 'flag': only with '-b mh-port'
-                         (or --mh-port), port 0 otherwise, as the C ip_vs_mh
+  --port-hash always|flag  sorted mode: 'always' (default): every client's
+                         port is hashed, as ip_vs_mh_rs does; 'flag': only
+                         with '-b mh-port' (or --mh-port), port 0 otherwise,
+                         as the C ip_vs_mh (and upstream mode)
   --mh-port              the service has '-b mh-port' (for SERVER lists)
   --fallback             skip unavailable servers (as '-b mh-fallback')
   --unavailable ADDR:PORT  treat this server as unavailable (repeatable)
@@ -62,6 +95,25 @@ lookup options:
 diff options:
   --before-file FILE, --after-file FILE   read ipvsadm output from FILE
                          ('ipvsadm -Sn' or 'ipvsadm -Ln --nosort', as for '-')
+  --before-mode M, --after-mode M   the mode of each side (sorted or upstream;
+                         default --mode, else each service's flag-3), e.g. the
+                         one-time reshuffle of leaving upstream mode:
+                         --before-mode upstream --after-mode sorted
+  --client, --clients-file, --mh-port, --port-hash, --fallback, --unavailable
+                         as for lookup, on both sides
+  Slot owners are compared when both sides hash clients the same way (both
+  hash the port, or neither), so that a client keeps its slot. Otherwise a
+  client's slot changes too: the slot figures (changed_slots, gained, lost,
+  remaining_*) are null, and 'estimated_moved_fraction' is 1 - the sum over
+  servers of (before slots / M) * (after slots / M): the share of clients
+  expected to move if a client's slots before and after are independent and
+  uniform (slot owners only, unavailable servers and the fallback walk aside).
+  Give clients for exact figures: each is looked up on both sides as 'lookup'
+  does, and the report says who moves; with --json 'moved', 'clients',
+  'fraction' (moved / clients) and 'per_client': [{input, before, after,
+  moved}], 'before' and 'after' the server's ADDR:PORT or null (refused).
+  Also in the JSON: 'slots_comparable', 'before_mode', 'after_mode', and in
+  'before' and 'after' each side's mode, order and lookup settings.
 
 check: compare the kernel's tables with the configuration and the model,
   e.g. 'ipvsadm -Sn | mhsim check'. Each mh service of the proc file is
@@ -72,7 +124,11 @@ check: compare the kernel's tables with the configuration and the model,
   with) and slot count (model vs kernel) is compared, as is the set of
   servers. In mode 'upstream' a server drained to weight 0 keeps its slots
   at its table weight (as the C ip_vs_mh), and only a positive ipvsadm
-  weight is compared. One line per service:
+  weight is compared. A service with flag-3 in the ipvsadm input must be in
+  mode 'upstream' (proc format 3 on; without flag-3 the module's 'upstream'
+  parameter may still choose it). The size, mode and table weights come
+  from the proc file: --size, --order, --mode and --last-weight are not for
+  check. One line per service:
     OK PROTO ADDRESS size=M order=ORDER servers=N
     MISMATCH PROTO ADDRESS: WHAT DIFFERS     (details indented below)
     MISSING PROTO ADDRESS: ...               (in one input only)
@@ -119,7 +175,12 @@ enum Target {
 struct Opts {
     cmd: Cmd,
     size: TableSize,
-    order: Order,
+    /// `--order`, if given.
+    order: Option<Order>,
+    /// `--mode`, if given (else each service's flag-3 decides).
+    mode: Option<Mode>,
+    before_mode: Option<Mode>,
+    after_mode: Option<Mode>,
     json: bool,
     service: Option<String>,
     servers: Vec<String>,
@@ -130,9 +191,12 @@ struct Opts {
     clients: Vec<String>,
     clients_file: Option<String>,
     mh_port: bool,
-    always_port: bool,
+    /// `--port-hash`, if given: `always` is true.
+    always_port: Option<bool>,
     fallback: bool,
     unavailable: Vec<String>,
+    /// `--last-weight ADDR:PORT=W`, as given.
+    last_weights: Vec<String>,
     proc_file: Option<String>,
     ipvsadm_file: Option<String>,
 }
@@ -171,7 +235,10 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     let mut o = Opts {
         cmd,
         size: TableSize::new(DEFAULT_TABLE_SIZE).expect("default size"),
-        order: Order::Sorted,
+        order: None,
+        mode: None,
+        before_mode: None,
+        after_mode: None,
         json: false,
         service: None,
         servers: Vec::new(),
@@ -182,9 +249,10 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         clients: Vec::new(),
         clients_file: None,
         mh_port: false,
-        always_port: true,
+        always_port: None,
         fallback: false,
         unavailable: Vec::new(),
+        last_weights: Vec::new(),
         proc_file: None,
         ipvsadm_file: None,
     };
@@ -213,6 +281,10 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
             name,
             "--size"
                 | "--order"
+                | "--mode"
+                | "--before-mode"
+                | "--after-mode"
+                | "--last-weight"
                 | "--service"
                 | "--client"
                 | "--clients-file"
@@ -247,12 +319,22 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 Err(format!("option {name} is only for '{what}'"))
             }
         };
-        if cmd == Cmd::Check && matches!(name, "--size" | "--order" | "--service") {
+        // Options of 'lookup' that 'diff' has too (for its clients).
+        let lookup_or_diff = || -> Result<(), String> {
+            if matches!(cmd, Cmd::Lookup | Cmd::Diff) {
+                Ok(())
+            } else {
+                Err(format!("option {name} is only for 'lookup' and 'diff'"))
+            }
+        };
+        let model_opt = matches!(name, "--size" | "--order" | "--mode" | "--last-weight");
+        if cmd == Cmd::Check && (model_opt || name == "--service") {
             return Err(format!(
-                "option {name} is not for 'check' (the size and order come from the proc file)"
+                "option {name} is not for 'check' (the size, mode and table weights come \
+                 from the proc file)"
             ));
         }
-        if cmd == Cmd::Proc && matches!(name, "--size" | "--order") {
+        if cmd == Cmd::Proc && model_opt {
             return Err(format!(
                 "option {name} is not for 'proc' (the size and mode come from the proc file)"
             ));
@@ -271,40 +353,50 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 o.ipvsadm_file = Some(v);
             }
             "--order" => {
-                o.order = match v.as_str() {
+                o.order = Some(match v.as_str() {
                     "sorted" => Order::Sorted,
                     "list" => Order::List,
                     _ => return Err(format!("order '{v}' is not 'sorted' or 'list'")),
-                }
+                })
             }
+            "--mode" => o.mode = Some(Mode::parse(&v, name)?),
+            "--before-mode" => {
+                only(Cmd::Diff, "diff")?;
+                o.before_mode = Some(Mode::parse(&v, name)?);
+            }
+            "--after-mode" => {
+                only(Cmd::Diff, "diff")?;
+                o.after_mode = Some(Mode::parse(&v, name)?);
+            }
+            "--last-weight" => o.last_weights.push(v),
             "--json" => o.json = true,
             "--service" => o.service = Some(v),
             "--client" => {
-                only(Cmd::Lookup, "lookup")?;
+                lookup_or_diff()?;
                 o.clients.push(v);
             }
             "--clients-file" => {
-                only(Cmd::Lookup, "lookup")?;
+                lookup_or_diff()?;
                 o.clients_file = Some(v);
             }
             "--mh-port" => {
-                only(Cmd::Lookup, "lookup")?;
+                lookup_or_diff()?;
                 o.mh_port = true;
             }
             "--port-hash" => {
-                only(Cmd::Lookup, "lookup")?;
-                o.always_port = match v.as_str() {
+                lookup_or_diff()?;
+                o.always_port = Some(match v.as_str() {
                     "always" => true,
                     "flag" => false,
                     _ => return Err(format!("--port-hash '{v}' is not 'always' or 'flag'")),
-                };
+                });
             }
             "--fallback" => {
-                only(Cmd::Lookup, "lookup")?;
+                lookup_or_diff()?;
                 o.fallback = true;
             }
             "--unavailable" => {
-                only(Cmd::Lookup, "lookup")?;
+                lookup_or_diff()?;
                 o.unavailable.push(v);
             }
             "--before" => {
@@ -395,16 +487,7 @@ fn resolve(
                 vec![s]
             }
         };
-        let inputs = picked
-            .into_iter()
-            .map(|s| Input {
-                hashed: s.hashed_dests(),
-                service: Some(s.id.clone()),
-                servers: s.dests.clone(),
-                mh_port: s.mh_port,
-                mh_fallback: s.mh_fallback,
-            })
-            .collect();
+        let inputs = picked.iter().map(Input::from_service).collect();
         return Ok((inputs, true));
     }
     if tokens.is_empty() {
@@ -416,25 +499,175 @@ fn resolve(
     let mut servers = Vec::new();
     let mut seen = HashSet::new();
     for t in tokens {
-        let s = spec::parse_server(t)?;
+        let (s, last) = spec::parse_server(t)?;
         if !seen.insert((s.addr, s.port)) {
             return Err(format!(
                 "{what}: server {} given twice",
                 spec::HostPort(&s.addr, s.port)
             ));
         }
-        servers.push(s);
+        servers.push((s, last));
     }
-    Ok((
-        vec![Input {
-            service: None,
-            hashed: servers.clone(),
-            servers,
-            mh_port: false,
-            mh_fallback: false,
-        }],
-        false,
-    ))
+    Ok((vec![Input::from_servers(servers)], false))
+}
+
+/// The `--last-weight ADDR:PORT=W` options, each with whether it named a
+/// server of the ipvsadm input yet.
+struct LastWeights {
+    given: Vec<(Addr, u16, i32)>,
+    used: Vec<bool>,
+}
+
+impl LastWeights {
+    fn parse(o: &Opts) -> Result<LastWeights, String> {
+        let mut given: Vec<(Addr, u16, i32)> = Vec::new();
+        for t in &o.last_weights {
+            let (a, p, w) = spec::parse_last_weight(t)?;
+            if given.iter().any(|g| (g.0, g.1) == (a, p)) {
+                return Err(format!(
+                    "--last-weight: server {} given twice",
+                    spec::HostPort(&a, p)
+                ));
+            }
+            given.push((a, p, w));
+        }
+        let used = vec![false; given.len()];
+        Ok(LastWeights { given, used })
+    }
+
+    /// Sets the last weights of the servers of ipvsadm `inputs`.
+    fn apply(&mut self, inputs: &mut [Input]) -> Result<(), String> {
+        for input in inputs {
+            for (i, s) in input.servers.iter().enumerate() {
+                let Some(k) = self
+                    .given
+                    .iter()
+                    .position(|g| (g.0, g.1) == (s.addr, s.port))
+                else {
+                    continue;
+                };
+                let w = self.given[k].2;
+                let what = format!("--last-weight {}", spec::HostPort(&s.addr, s.port));
+                spec::check_last_weight(s.weight, w, &what)?;
+                input.last_weights[i] = w;
+                self.used[k] = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a `--last-weight` that named no server; `any_ipvsadm`: some
+    /// servers came from ipvsadm input.
+    fn all_used(&self, any_ipvsadm: bool) -> Result<(), String> {
+        if !self.given.is_empty() && !any_ipvsadm {
+            return Err(
+                "--last-weight is for ipvsadm input ('-'); in a SERVER list write \
+                 ADDR:PORT:0:LASTWEIGHT"
+                    .into(),
+            );
+        }
+        match self.given.iter().zip(&self.used).find(|(_, &u)| !u) {
+            Some((g, _)) => Err(format!(
+                "--last-weight {}: not a real server of the mh services read",
+                spec::HostPort(&g.0, g.1)
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The inputs named by `tokens` or `file` (as [`resolve`]), with the
+/// `--last-weight` options applied to ipvsadm input.
+fn resolve_with(
+    tokens: &[String],
+    file: Option<&str>,
+    stdin: &mut Stdin,
+    service: Option<&str>,
+    what: &str,
+    last: &mut LastWeights,
+) -> Result<(Vec<Input>, bool), String> {
+    let (mut inputs, ipvs) = resolve(tokens, file, stdin, service, what)?;
+    if ipvs {
+        last.apply(&mut inputs)?;
+    }
+    Ok((inputs, ipvs))
+}
+
+/// The model of `input` in `mode` (`None`: upstream if the service has
+/// flag-3, sorted otherwise), with the options' order and lookup settings.
+/// A model in list order needs the servers in the kernel's list order,
+/// which `ipvsadm -Sn` does not give (it sorts them).
+fn model_for(o: &Opts, input: &Input, mode: Option<Mode>) -> Result<Model, String> {
+    let model = model_in(o, input, mode)?;
+    if model.order == Order::List && input.sorted {
+        return Err(format!(
+            "service {}: {} fills the table in the kernel's list order, but 'ipvsadm -Sn' \
+             prints the real servers sorted; give 'ipvsadm -Ln --nosort' output",
+            input.service.as_deref().unwrap_or("?"),
+            if model.mode == Mode::Upstream {
+                "upstream mode"
+            } else {
+                "--order list"
+            }
+        ));
+    }
+    Ok(model)
+}
+
+/// For lookup and diff, whose reports have no room for it: the note of
+/// [`sim::unknown_last_weights`] on standard error, in upstream mode.
+fn note_last_weights(b: &sim::Built<'_>) {
+    if b.model.mode == Mode::Upstream {
+        if let Some(note) = sim::unknown_last_weights(b.input) {
+            eprintln!("mhsim: note: {note}");
+        }
+    }
+}
+
+fn model_in(o: &Opts, input: &Input, mode: Option<Mode>) -> Result<Model, String> {
+    let mode = mode.unwrap_or(if input.flag3 {
+        Mode::Upstream
+    } else {
+        Mode::Sorted
+    });
+    let mh_port = o.mh_port || input.mh_port;
+    let fallback = o.fallback || input.mh_fallback;
+    match mode {
+        Mode::Sorted => Ok(Model {
+            mode,
+            order: o.order.unwrap_or(Order::Sorted),
+            always_port: o.always_port.unwrap_or(true),
+            mh_port,
+            fallback,
+        }),
+        Mode::Upstream => {
+            let why = || match (&input.service, o.mode.is_none() && input.flag3) {
+                (Some(s), true) => format!("service {s} has flag-3, so it is in upstream mode,"),
+                _ => "upstream mode".to_string(),
+            };
+            if o.order == Some(Order::Sorted) {
+                return Err(format!(
+                    "{} which fills the table in list order: --order sorted contradicts it \
+                     (--mode sorted models sorted mode)",
+                    why()
+                ));
+            }
+            if o.always_port == Some(true) {
+                return Err(format!(
+                    "{} which hashes the client port only with mh-port: --port-hash always \
+                     contradicts it (--mode sorted models sorted mode)",
+                    why()
+                ));
+            }
+            Ok(Model {
+                mode,
+                order: Order::List,
+                always_port: false,
+                mh_port,
+                fallback,
+            })
+        }
+    }
 }
 
 /// One JSON value, or `{"services": [...]}` for several reports.
@@ -457,11 +690,20 @@ fn render(values: Vec<Value>, texts: Vec<String>, as_json: bool) -> String {
 }
 
 fn cmd_table(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
-    let (inputs, _) = resolve(&o.servers, None, stdin, o.service.as_deref(), "servers")?;
+    let mut last = LastWeights::parse(o)?;
+    let (inputs, ipvs) = resolve_with(
+        &o.servers,
+        None,
+        stdin,
+        o.service.as_deref(),
+        "servers",
+        &mut last,
+    )?;
+    last.all_used(ipvs)?;
     let mut values = Vec::new();
     let mut texts = Vec::new();
     for input in &inputs {
-        let b = sim::build(input, o.size, o.order)?;
+        let b = sim::build(input, o.size, model_for(o, input, o.mode)?)?;
         if o.json {
             values.push(sim::table_json(&b));
         } else {
@@ -501,30 +743,37 @@ fn read_clients(o: &Opts) -> Result<Vec<Client>, String> {
     Ok(out)
 }
 
-fn cmd_lookup(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
-    let clients = read_clients(o)?;
-    let unavailable = o
-        .unavailable
+fn parse_unavailable(o: &Opts) -> Result<Vec<(Addr, u16)>, String> {
+    o.unavailable
         .iter()
         .map(|u| spec::parse_host_port(u).map_err(|e| format!("--unavailable: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (inputs, _) = resolve(&o.servers, None, stdin, o.service.as_deref(), "servers")?;
-    let opts = LookupOpts {
-        clients: &clients,
-        mh_port: o.mh_port,
-        always_port: o.always_port,
-        fallback: o.fallback,
-        unavailable: &unavailable,
-    };
+        .collect()
+}
+
+fn cmd_lookup(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
+    let clients = read_clients(o)?;
+    let unavailable = parse_unavailable(o)?;
+    let mut last = LastWeights::parse(o)?;
+    let (inputs, ipvs) = resolve_with(
+        &o.servers,
+        None,
+        stdin,
+        o.service.as_deref(),
+        "servers",
+        &mut last,
+    )?;
+    last.all_used(ipvs)?;
     let mut values = Vec::new();
     let mut texts = Vec::new();
     for input in &inputs {
-        let b = sim::build(input, o.size, o.order)?;
-        let res = sim::run_lookups(&b, &opts)?;
+        let b = sim::build(input, o.size, model_for(o, input, o.mode)?)?;
+        sim::check_unavailable(&b, &unavailable)?;
+        note_last_weights(&b);
+        let res = sim::run_lookups(&b, &clients, &unavailable);
         if o.json {
-            values.push(sim::lookup_json(&b, &opts, &res));
+            values.push(sim::lookup_json(&b, &res));
         } else {
-            texts.push(sim::lookup_text(&b, &opts, &res));
+            texts.push(sim::lookup_text(&b, &res));
         }
     }
     Ok(render(values, texts, o.json))
@@ -534,9 +783,31 @@ fn cmd_diff(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
     if !o.servers.is_empty() {
         return Err("diff: put the servers after --before or --after".into());
     }
+    let clients = if o.clients.is_empty() && o.clients_file.is_none() {
+        None
+    } else {
+        Some(read_clients(o)?)
+    };
+    let unavailable = parse_unavailable(o)?;
     let sel = o.service.as_deref();
-    let (before, b_ipvs) = resolve(&o.before, o.before_file.as_deref(), stdin, sel, "--before")?;
-    let (after, a_ipvs) = resolve(&o.after, o.after_file.as_deref(), stdin, sel, "--after")?;
+    let mut last = LastWeights::parse(o)?;
+    let (before, b_ipvs) = resolve_with(
+        &o.before,
+        o.before_file.as_deref(),
+        stdin,
+        sel,
+        "--before",
+        &mut last,
+    )?;
+    let (after, a_ipvs) = resolve_with(
+        &o.after,
+        o.after_file.as_deref(),
+        stdin,
+        sel,
+        "--after",
+        &mut last,
+    )?;
+    last.all_used(b_ipvs || a_ipvs)?;
     let pairs: Vec<(&Input, &Input)> = if before.len() == 1 && after.len() == 1 {
         vec![(&before[0], &after[0])]
     } else if b_ipvs && a_ipvs {
@@ -561,13 +832,31 @@ fn cmd_diff(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
     let mut values = Vec::new();
     let mut texts = Vec::new();
     for (b, a) in pairs {
-        let bb = sim::build(b, o.size, o.order)?;
-        let ab = sim::build(a, o.size, o.order)?;
+        let bb = sim::build(b, o.size, model_for(o, b, o.before_mode.or(o.mode))?)?;
+        let ab = sim::build(a, o.size, model_for(o, a, o.after_mode.or(o.mode))?)?;
+        note_last_weights(&bb);
+        note_last_weights(&ab);
+        if let Some((x, p)) = unavailable.iter().find(|(x, p)| {
+            ![&bb, &ab]
+                .iter()
+                .any(|t| t.input.servers.iter().any(|s| (s.addr, s.port) == (*x, *p)))
+        }) {
+            return Err(format!(
+                "--unavailable {} is not one of the servers",
+                spec::HostPort(x, *p)
+            ));
+        }
         let d = sim::diff(&bb, &ab);
+        let moves = clients.as_ref().map(|c| {
+            sim::client_moves(
+                &sim::run_lookups(&bb, c, &unavailable),
+                &sim::run_lookups(&ab, c, &unavailable),
+            )
+        });
         if o.json {
-            values.push(sim::diff_json(&bb, &ab, &d));
+            values.push(sim::diff_json(&bb, &ab, &d, moves.as_deref()));
         } else {
-            texts.push(sim::diff_text(&bb, &ab, &d));
+            texts.push(sim::diff_text(&bb, &ab, &d, moves.as_deref()));
         }
     }
     Ok(render(values, texts, o.json))

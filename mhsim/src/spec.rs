@@ -80,13 +80,17 @@ fn split_host(s: &str) -> Result<(Addr, Option<&str>), String> {
         };
         return Ok((Addr::V6(a.octets()), Some(tail)));
     }
-    if s.matches(':').count() > 2 {
-        // More colons than ADDR:PORT:WEIGHT allows: an unbracketed IPv6.
-        return Err(format!(
-            "bad address in '{s}': write IPv6 addresses as [ADDR]:PORT"
-        ));
+    let v6_hint = || format!("bad address in '{s}': write IPv6 addresses as [ADDR]:PORT");
+    let colons = s.matches(':').count();
+    if colons > 3 {
+        // More colons than ADDR:PORT:WEIGHT:LASTWEIGHT allows: an
+        // unbracketed IPv6.
+        return Err(v6_hint());
     }
     match s.split_once(':') {
+        // `::1:80` and the like: not an IPv4 address, and too many colons
+        // for one.
+        Some((a, _)) if colons >= 2 && a.parse::<Ipv4Addr>().is_err() => Err(v6_hint()),
         Some((a, tail)) => Ok((parse_v4(a, s)?, Some(tail))),
         None => Ok((parse_v4(s, s)?, None)),
     }
@@ -98,18 +102,65 @@ fn parse_v4(a: &str, whole: &str) -> Result<Addr, String> {
         .map_err(|_| format!("bad address '{a}' in '{whole}'"))
 }
 
-/// A server on the command line: `ADDR:PORT[:WEIGHT]` or
-/// `[V6ADDR]:PORT[:WEIGHT]`, weight 1 by default.
-pub(crate) fn parse_server(s: &str) -> Result<Server, String> {
+/// The last weight IPVS keeps for a server shown at `weight` when nothing
+/// else is known: the weight itself if it is positive (IPVS sets the last
+/// weight on every change to a non-zero weight), else 0 (added at weight 0).
+pub(crate) const fn default_last_weight(weight: i32) -> i32 {
+    if weight > 0 {
+        weight
+    } else {
+        0
+    }
+}
+
+/// Checks a last weight given for a server at `weight`: with a positive
+/// weight it can only be that weight. `what` names the server in messages.
+pub(crate) fn check_last_weight(weight: i32, last: i32, what: &str) -> Result<(), String> {
+    if weight > 0 && last != weight {
+        return Err(format!(
+            "last weight {last} of {what} is not its weight {weight} (IPVS sets the last \
+             weight to every non-zero weight; a last weight of its own is for a server at \
+             weight 0)"
+        ));
+    }
+    Ok(())
+}
+
+/// A server on the command line and its last weight:
+/// `ADDR:PORT[:WEIGHT[:LASTWEIGHT]]` or `[V6ADDR]:PORT[:WEIGHT[:LASTWEIGHT]]`,
+/// weight 1 by default, last weight by [`default_last_weight`].
+pub(crate) fn parse_server(s: &str) -> Result<(Server, i32), String> {
     let (addr, tail) = split_host(s)?;
     let Some(tail) = tail else {
-        return Err(format!("missing port in server '{s}' (ADDR:PORT[:WEIGHT])"));
+        return Err(format!(
+            "missing port in server '{s}' (ADDR:PORT[:WEIGHT[:LASTWEIGHT]])"
+        ));
     };
-    let (port, weight) = match tail.split_once(':') {
-        Some((p, w)) => (parse_port(p, s)?, parse_weight(w, s)?),
-        None => (parse_port(tail, s)?, 1),
+    let mut parts = tail.splitn(3, ':');
+    let port = parse_port(parts.next().unwrap_or(""), s)?;
+    let weight = match parts.next() {
+        Some(w) => parse_weight(w, s)?,
+        None => 1,
     };
-    Ok(Server { addr, port, weight })
+    let last = match parts.next() {
+        Some(l) => {
+            let l = parse_weight(l, s).map_err(|e| e.replacen("weight", "last weight", 1))?;
+            check_last_weight(weight, l, &format!("'{s}'"))?;
+            l
+        }
+        None => default_last_weight(weight),
+    };
+    Ok((Server { addr, port, weight }, last))
+}
+
+/// `--last-weight ADDR:PORT=W`: the server and its last weight.
+pub(crate) fn parse_last_weight(s: &str) -> Result<(Addr, u16, i32), String> {
+    let Some((hp, w)) = s.rsplit_once('=') else {
+        return Err(format!("--last-weight '{s}' is not ADDR:PORT=WEIGHT"));
+    };
+    let (addr, port) = parse_host_port(hp).map_err(|e| format!("--last-weight: {e}"))?;
+    let w = parse_weight(w, s).map_err(|e| format!("--last-weight: {e}"))?;
+    Ok((addr, port, w))
 }
 
 /// `ADDR:PORT` / `[V6ADDR]:PORT` with a mandatory port (ipvsadm output).
@@ -144,14 +195,31 @@ mod tests {
 
     #[test]
     fn servers() {
-        let s = parse_server("10.0.0.1:80").unwrap();
+        let (s, l) = parse_server("10.0.0.1:80").unwrap();
         assert_eq!((s.addr, s.port, s.weight), (Addr::V4([10, 0, 0, 1]), 80, 1));
-        let s = parse_server("10.0.0.1:80:0").unwrap();
-        assert_eq!(s.weight, 0);
-        let s = parse_server("[2001:db8::1]:443:7").unwrap();
+        assert_eq!(l, 1);
+        let (s, l) = parse_server("10.0.0.1:80:0").unwrap();
+        assert_eq!((s.weight, l), (0, 0));
+        let (s, l) = parse_server("10.0.0.1:80:0:5").unwrap();
+        assert_eq!((s.weight, l), (0, 5));
+        let (s, l) = parse_server("10.0.0.1:80:4:4").unwrap();
+        assert_eq!((s.weight, l), (4, 4));
+        let (s, l) = parse_server("[2001:db8::1]:443:7").unwrap();
         assert!(s.addr.is_v6());
-        assert_eq!((s.port, s.weight), (443, 7));
+        assert_eq!((s.port, s.weight, l), (443, 7, 7));
+        let (_, l) = parse_server("[2001:db8::1]:443:0:3").unwrap();
+        assert_eq!(l, 3);
+        assert!(parse_server("10.0.0.1:80:4:3")
+            .unwrap_err()
+            .contains("not its weight"));
+        assert!(parse_server("10.0.0.1:80:0:-1")
+            .unwrap_err()
+            .contains("negative last weight"));
+        assert!(parse_server("::1:80").unwrap_err().contains("[ADDR]:PORT"));
         for bad in [
+            "10.0.0.1:80:0:1:2",
+            "10.0.0.1:80:0:x",
+            "10.0.0.1:80::1",
             "10.0.0.1",
             "10.0.0.1:",
             "10.0.0.1:65536",
@@ -167,6 +235,25 @@ mod tests {
         ] {
             assert!(parse_server(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn last_weights() {
+        assert_eq!(
+            parse_last_weight("10.0.0.1:80=3").unwrap(),
+            (Addr::V4([10, 0, 0, 1]), 80, 3)
+        );
+        assert_eq!(parse_last_weight("[::1]:80=0").unwrap().2, 0);
+        for bad in [
+            "10.0.0.1:80",
+            "10.0.0.1=3",
+            "10.0.0.1:80=x",
+            "10.0.0.1:80=-2",
+        ] {
+            assert!(parse_last_weight(bad).is_err(), "{bad}");
+        }
+        assert_eq!(default_last_weight(0), 0);
+        assert_eq!(default_last_weight(7), 7);
     }
 
     #[test]

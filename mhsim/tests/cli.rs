@@ -36,7 +36,13 @@ fn ok_json(args: &[&str], stdin: Option<&str>) -> Value {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.stderr.is_empty());
+    // Notes (e.g. on last weights ipvsadm cannot show) may go to stderr,
+    // nothing else.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().all(|l| l.starts_with("mhsim: note: ")),
+        "{args:?}: {err}"
+    );
     serde_json::from_slice(&out.stdout).expect("valid JSON")
 }
 
@@ -333,7 +339,7 @@ fn diff_json_shape() {
 
 #[test]
 fn ipvsadm_input_reports_each_mh_service() {
-    let v = ok_json(&["table", "--json", "--order", "list", "-"], Some(IPVSADM));
+    let v = ok_json(&["table", "--json", "-"], Some(IPVSADM));
     let s = v["services"].as_array().expect("services");
     let ids: Vec<_> = s
         .iter()
@@ -384,9 +390,12 @@ fn ipvsadm_service_selection_and_flags() {
 
 #[test]
 fn ipvsadm_list_order_is_kept() {
-    // Same servers, two list orders: list order tables differ, sorted agree.
-    let a = "-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 2\n";
-    let b = "-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 2\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n";
+    // Same servers, two list orders (`ipvsadm -Ln --nosort`): list order
+    // tables differ, sorted agree.
+    let a =
+        "TCP  10.0.0.1:80 mh\n  -> 10.1.0.1:80  Masq  1  0  0\n  -> 10.1.0.2:80  Masq  2  0  0\n";
+    let b =
+        "TCP  10.0.0.1:80 mh\n  -> 10.1.0.2:80  Masq  2  0  0\n  -> 10.1.0.1:80  Masq  1  0  0\n";
     let ta = ok_json(&["table", "--json", "--order", "list", "-"], Some(a));
     let tb = ok_json(&["table", "--json", "--order", "list", "-"], Some(b));
     let direct = ok_json(
@@ -417,6 +426,14 @@ fn ipvsadm_list_order_is_kept() {
         Some(a),
     );
     assert_eq!(d["changed_slots"], 0);
+    // The save format's real servers are sorted by ipvsadm, not in list
+    // order: list order from it is refused.
+    let save = "-A -t 10.0.0.1:80 -s mh\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 2\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n";
+    bad(
+        &["table", "--order", "list", "-"],
+        Some(save),
+        "give 'ipvsadm -Ln --nosort' output",
+    );
 }
 
 #[test]
@@ -686,7 +703,7 @@ TCP  10.0.1.1:81 rr
 
 #[test]
 fn save_and_listing_formats_agree() {
-    for extra in [&[][..], &["--size", "251"], &["--order", "list"]] {
+    for extra in [&[][..], &["--size", "251"]] {
         let mut args = vec!["table", "--json"];
         args.extend(extra);
         args.push("-");
@@ -2213,4 +2230,699 @@ fn lookup_json_gives_each_client_as_given() {
             assert_eq!(x["dest"], "10.0.2.12:80");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Modes: sorted (ip_vs_mh_rs's default) and upstream (the C ip_vs_mh)
+
+/// The table of a `table --json` report, empty slots as `maglev::EMPTY`.
+fn table_of(v: &Value) -> Vec<u16> {
+    v["table"]
+        .as_array()
+        .expect("table")
+        .iter()
+        .map(|x| x.as_u64().map_or(maglev::EMPTY, |i| i as u16))
+        .collect()
+}
+
+/// `ADDR:PORT:WEIGHT` of a core server.
+fn server_arg(s: &maglev::Server) -> String {
+    let hp = match s.addr {
+        maglev::Addr::V4(b) => format!("{}:{}", std::net::Ipv4Addr::from(b), s.port),
+        maglev::Addr::V6(b) => format!("[{}]:{}", std::net::Ipv6Addr::from(b), s.port),
+    };
+    format!("{hp}:{}", s.weight)
+}
+
+/// Each lookup's (slot, server, dest).
+fn lookups(v: &Value) -> Vec<(u64, Value, Value)> {
+    v["lookups"]
+        .as_array()
+        .expect("lookups")
+        .iter()
+        .map(|l| {
+            (
+                l["slot"].as_u64().expect("slot"),
+                l["server"].clone(),
+                l["dest"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn upstream_mode_gives_the_c_known_answers() {
+    // The core's known answers in list order were checked against the C
+    // ip_vs_mh: upstream mode must give exactly those tables, from SERVER
+    // lists (--mode upstream) and from a '-Ln --nosort' listing whose
+    // service has flag-3 (and mh-port).
+    let mut seen = 0;
+    for ka in maglev::KNOWN_ANSWERS
+        .iter()
+        .filter(|k| k.order == maglev::Order::List)
+    {
+        seen += 1;
+        let servers: Vec<maglev::Server> = (0..ka.len())
+            .map(|i| ka.server(i).expect("server"))
+            .collect();
+        assert!(servers.iter().all(|s| s.weight >= 0), "{}", ka.name);
+        let args: Vec<String> = servers.iter().map(server_arg).collect();
+        let size = ka.size.to_string();
+        let mut cmd = vec!["table", "--json", "--mode", "upstream", "--size", &size];
+        cmd.extend(args.iter().map(String::as_str));
+        let v = ok_json(&cmd, None);
+        let mut listing = if servers[0].addr.is_v6() {
+            "UDP  [2001:db8::1]:53 mh (mh-port,flag-3)\n".to_string()
+        } else {
+            "TCP  10.255.0.1:80 mh (mh-port,flag-3)\n".to_string()
+        };
+        for a in &args {
+            let (hp, w) = a.rsplit_once(':').expect("weight");
+            listing.push_str(&format!("  -> {hp}  Masq  {w}  0  0\n"));
+        }
+        let l = ok_json(&["table", "--json", "--size", &size, "-"], Some(&listing));
+        for v in [&v, &l] {
+            assert_eq!(v["mode"], "upstream", "{}", ka.name);
+            assert_eq!(v["order"], "list", "{}", ka.name);
+            let table = table_of(v);
+            assert_eq!(
+                maglev::table_fingerprint(&table),
+                ka.fingerprint,
+                "{}",
+                ka.name
+            );
+            assert_eq!(table[..8], ka.first, "{}", ka.name);
+            assert_eq!(v["servers_with_slots"], ka.stats.servers, "{}", ka.name);
+            assert_eq!(v["gcd"], ka.stats.gcd, "{}", ka.name);
+            assert_eq!(v["rshift"], ka.stats.rshift, "{}", ka.name);
+        }
+        assert_eq!(v["servers"], l["servers"], "{}", ka.name);
+        // Lookups with mh-port hash the port, as the C module does.
+        if ka.stats.filled > 0 && ka.len() < 300 {
+            let l = ok_json(
+                &[
+                    "lookup",
+                    "--json",
+                    "--size",
+                    &size,
+                    "-",
+                    "--client",
+                    "203.0.113.9:40000",
+                    "--client",
+                    "203.0.113.10:40001",
+                ],
+                Some(&listing),
+            );
+            assert_eq!(l["ports_hashed"], true);
+            let table = table_of(&v);
+            let sz = maglev::TableSize::new(ka.size).expect("size");
+            for ((slot, server, _), (last, port)) in
+                lookups(&l).into_iter().zip([(9, 40000), (10, 40001)])
+            {
+                let want = maglev::slot_of(sz, &maglev::Addr::V4([203, 0, 113, last]), port);
+                assert_eq!(slot, u64::from(want), "{}", ka.name);
+                assert_eq!(server, u64::from(table[slot as usize]), "{}", ka.name);
+            }
+        }
+    }
+    assert!(seen >= 8);
+    // The sorted known answer is the default mode's.
+    let ka = maglev::KNOWN_ANSWERS
+        .iter()
+        .find(|k| k.order == maglev::Order::Sorted)
+        .expect("sorted known answer");
+    let args: Vec<String> = (0..ka.len())
+        .map(|i| server_arg(&ka.server(i).expect("s")))
+        .collect();
+    let mut cmd = vec!["table", "--json"];
+    cmd.extend(args.iter().map(String::as_str));
+    let v = ok_json(&cmd, None);
+    assert_eq!(v["mode"], "sorted");
+    assert_eq!(maglev::table_fingerprint(&table_of(&v)), ka.fingerprint);
+}
+
+#[test]
+fn upstream_table_is_list_order_with_last_weights() {
+    let upstream = [
+        "10.0.0.1:80:3",
+        "10.0.0.2:80:0:2",
+        "10.0.0.3:80:1",
+        "10.0.0.4:80:0",
+    ];
+    let list = [
+        "10.0.0.1:80:3",
+        "10.0.0.2:80:2",
+        "10.0.0.3:80:1",
+        "10.0.0.4:80:0",
+    ];
+    let mut args = vec!["table", "--json", "--size", "251", "--mode", "upstream"];
+    args.extend(upstream);
+    let u = ok_json(&args, None);
+    let mut args = vec!["table", "--json", "--size", "251", "--order", "list"];
+    args.extend(list);
+    let l = ok_json(&args, None);
+    assert_eq!(u["table"], l["table"]);
+    assert_eq!(
+        (&u["mode"], &u["order"]),
+        (&"upstream".into(), &"list".into())
+    );
+    let s = &u["servers"];
+    // The drained server: weight 0 now, its slots at its last weight.
+    assert_eq!(s[1]["weight"], 0);
+    assert_eq!(s[1]["last_weight"], 2);
+    assert_eq!(s[1]["table_weight"], 2);
+    assert_eq!(s[1]["slots"], l["servers"][1]["slots"]);
+    assert!(s[1]["slots"].as_u64().expect("slots") > 0);
+    // Added at weight 0: no slots in either mode.
+    assert_eq!(
+        (&s[3]["last_weight"], &s[3]["slots"]),
+        (&0.into(), &0.into())
+    );
+    // Sorted mode: the drained server has no slots.
+    let mut args = vec!["table", "--json", "--size", "251"];
+    args.extend(upstream);
+    let sorted = ok_json(&args, None);
+    assert_eq!(sorted["mode"], "sorted");
+    assert_eq!(sorted["servers"][1]["slots"], 0);
+    assert_eq!(sorted["servers"][1]["table_weight"], 0);
+    assert_eq!(sorted["servers"][1]["last_weight"], 2);
+    // --order list in sorted mode: list order, current weights.
+    let mut args = vec!["table", "--json", "--size", "251", "--order", "list"];
+    args.extend(upstream);
+    assert_eq!(ok_json(&args, None)["servers"][1]["slots"], 0);
+    // The text report shows the last weights and what they mean.
+    let mut args = vec!["table", "--size", "251", "--mode", "upstream"];
+    args.extend(upstream);
+    let out = mhsim(&args, None);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.contains("mode upstream, order list"), "{text}");
+    assert!(text.contains(" last "), "{text}");
+    assert!(
+        text.contains(
+            "keeping their slots at their last weight (unavailable at lookup): 10.0.0.2:80"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("added at weight 0: no slots"), "{text}");
+    // What cannot be.
+    bad(
+        &[
+            "table",
+            "--mode",
+            "upstream",
+            "--order",
+            "sorted",
+            "10.0.0.1:80",
+        ],
+        None,
+        "--order sorted contradicts",
+    );
+    bad(
+        &[
+            "lookup",
+            "--mode",
+            "upstream",
+            "--port-hash",
+            "always",
+            "10.0.0.1:80",
+            "--client",
+            "192.0.2.1",
+        ],
+        None,
+        "--port-hash always contradicts",
+    );
+    bad(&["table", "10.0.0.1:80:3:2"], None, "not its weight 3");
+    bad(&["table", "10.0.0.1:80:0:-2"], None, "negative last weight");
+    bad(&["table", "10.0.0.1:80:0:x"], None, "bad last weight");
+    bad(
+        &["table", "--mode", "fast", "10.0.0.1:80"],
+        None,
+        "'sorted' or 'upstream'",
+    );
+    bad(
+        &["table", "--before-mode", "upstream", "10.0.0.1:80"],
+        None,
+        "only for 'diff'",
+    );
+    bad(
+        &["check", "--mode", "upstream"],
+        Some(CHECK_CONFIG),
+        "not for 'check'",
+    );
+    bad(&["proc", "--mode", "upstream"], None, "not for 'proc'");
+}
+
+#[test]
+fn upstream_lookup_skips_a_drained_server() {
+    let servers = ["10.0.0.1:80", "10.0.0.2:80:0:1", "10.0.0.3:80"];
+    let mut args = vec!["table", "--json", "--size", "251", "--mode", "upstream"];
+    args.extend(servers);
+    let table = table_of(&ok_json(&args, None));
+    assert!(table.contains(&1));
+    let f = temp_file(
+        "drained-clients.txt",
+        &(1..=200)
+            .map(|i| format!("198.51.100.{}:{}\n", i, 1000 + i))
+            .collect::<String>(),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["lookup", "--json", "--size", "251", "--mh-port"];
+        args.extend(extra);
+        args.extend(servers);
+        args.extend(["--clients-file", f.to_str().expect("f")]);
+        ok_json(&args, None)
+    };
+    // Without fallback: the drained server's clients are refused.
+    let v = run(&["--mode", "upstream"]);
+    assert_eq!(v["mode"], "upstream");
+    let mut refused = 0;
+    for (slot, server, dest) in lookups(&v) {
+        let owner = table[slot as usize];
+        if owner == 1 {
+            refused += 1;
+            assert!(server.is_null() && dest.is_null());
+        } else {
+            assert_eq!(server, u64::from(owner));
+        }
+    }
+    assert!(refused > 0);
+    // With fallback: the C walk, as the core computes it.
+    let v = run(&["--mode", "upstream", "--fallback"]);
+    let size = maglev::TableSize::new(251).expect("size");
+    for (i, (_, server, _)) in lookups(&v).into_iter().enumerate() {
+        let i = i as u8 + 1;
+        let want = maglev::lookup_fallback(
+            size,
+            &table,
+            &maglev::Addr::V4([198, 51, 100, i]),
+            1000 + u16::from(i),
+            |s| s != 1,
+        );
+        assert_eq!(server, want.map(u64::from).map_or(Value::Null, Value::from));
+        assert!(server.is_u64() && server != 1);
+    }
+    // Sorted mode: the drained server has no slots, so nobody is refused.
+    let v = run(&[]);
+    assert_eq!(v["mode"], "sorted");
+    assert!(lookups(&v).iter().all(|(_, s, _)| s.is_u64() && *s != 1));
+}
+
+#[test]
+fn upstream_hashes_the_port_only_with_mh_port() {
+    let run = |extra: &[&str], stdin: Option<&str>| {
+        let mut args = vec!["lookup", "--json"];
+        args.extend(extra);
+        args.extend(["--client", "192.0.2.7:1111", "--client", "192.0.2.7:2222"]);
+        ok_json(&args, stdin)
+    };
+    let servers = [
+        "--mode",
+        "upstream",
+        "10.0.0.1:80",
+        "10.0.0.2:80",
+        "10.0.0.3:80",
+    ];
+    let v = run(&servers, None);
+    assert_eq!(v["ports_hashed"], false);
+    assert_eq!(v["port_hash"], "flag");
+    let l = v["lookups"].as_array().expect("lookups");
+    assert_eq!(l[0]["hashed_port"], 0);
+    assert_eq!(l[1]["hashed_port"], 0);
+    assert_eq!(l[0]["slot"], l[1]["slot"]);
+    assert_eq!(l[0]["server"], l[1]["server"]);
+    // With mh-port (option or service flag) the port counts.
+    let size = maglev::TableSize::new(4093).expect("size");
+    let client = maglev::Addr::V4([192, 0, 2, 7]);
+    let mut with = servers.to_vec();
+    with.push("--mh-port");
+    let service = |flags: &str| {
+        format!("TCP  10.0.1.1:80 mh ({flags})\n  -> 10.0.0.1:80 Masq 1 0 0\n  -> 10.0.0.2:80 Masq 1 0 0\n")
+    };
+    let with_flag = service("mh-port,flag-3");
+    for v in [run(&with, None), run(&["-"], Some(&with_flag))] {
+        assert_eq!(v["mode"], "upstream");
+        assert_eq!(v["ports_hashed"], true);
+        let l = v["lookups"].as_array().expect("lookups");
+        for (x, port) in l.iter().zip([1111u16, 2222]) {
+            assert_eq!(x["hashed_port"], port);
+            assert_eq!(x["slot"], maglev::slot_of(size, &client, port));
+        }
+    }
+    // flag-3 alone: port 0.
+    let v = run(&["-"], Some(&service("flag-3")));
+    assert_eq!(v["ports_hashed"], false);
+    assert_eq!(v["lookups"][0]["slot"], v["lookups"][1]["slot"]);
+    // Sorted mode hashes every port by default.
+    let v = run(&["10.0.0.1:80", "10.0.0.2:80"], None);
+    assert_eq!(v["ports_hashed"], true);
+    assert_eq!(v["lookups"][1]["hashed_port"], 2222);
+}
+
+/// A service with flag-3 (and a drained server) and one without, in list
+/// order.
+const FLAG3_LISTING: &str = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.1.1:80 mh (flag-3)
+  -> 10.0.2.13:80                 Masq    2      0          0
+  -> 10.0.2.12:80                 Masq    0      0          0
+  -> 10.0.2.11:80                 Masq    1      0          0
+TCP  10.0.1.1:81 mh (mh-port)
+  -> 10.0.2.13:81                 Masq    2      0          0
+  -> 10.0.2.11:81                 Masq    1      0          0
+";
+
+#[test]
+fn flag3_selects_upstream_mode() {
+    let v = ok_json(
+        &["table", "--json", "--size", "251", "-"],
+        Some(FLAG3_LISTING),
+    );
+    let s = v["services"].as_array().expect("services");
+    assert_eq!(
+        (&s[0]["mode"], &s[0]["order"]),
+        (&"upstream".into(), &"list".into())
+    );
+    assert_eq!(
+        (&s[1]["mode"], &s[1]["order"]),
+        (&"sorted".into(), &"sorted".into())
+    );
+    // ipvsadm shows no last weight: the drained server counts as added at 0.
+    assert_eq!(s[0]["servers"][1]["last_weight"], 0);
+    assert_eq!(s[0]["servers"][1]["slots"], 0);
+    // With its last weight it keeps its slots, as the SERVER list says.
+    let v = ok_json(
+        &[
+            "table",
+            "--json",
+            "--size",
+            "251",
+            "--service",
+            "1",
+            "--last-weight",
+            "10.0.2.12:80=4",
+            "-",
+        ],
+        Some(FLAG3_LISTING),
+    );
+    let direct = ok_json(
+        &[
+            "table",
+            "--json",
+            "--size",
+            "251",
+            "--mode",
+            "upstream",
+            "10.0.2.13:80:2",
+            "10.0.2.12:80:0:4",
+            "10.0.2.11:80:1",
+        ],
+        None,
+    );
+    assert_eq!(v["table"], direct["table"]);
+    assert_eq!(v["servers"], direct["servers"]);
+    assert!(v["servers"][1]["slots"].as_u64().expect("slots") > 0);
+    // The save format's -b flag-3 as well.
+    let save = "\
+-A -t 10.0.1.1:80 -s mh -b flag-3
+-a -t 10.0.1.1:80 -r 10.0.2.11:80 -m -w 1
+-a -t 10.0.1.1:80 -r 10.0.2.13:80 -m -w 2
+";
+    // (Upstream mode needs the kernel's list order, which the save format
+    // does not keep.)
+    bad(&["table", "-"], Some(save), "upstream mode fills the table");
+    let v = ok_json(&["table", "--json", "--mode", "sorted", "-"], Some(save));
+    assert_eq!(v["mode"], "sorted");
+    // --mode overrides the flag.
+    let v = ok_json(
+        &["table", "--json", "--mode", "sorted", "-"],
+        Some(FLAG3_LISTING),
+    );
+    let s = v["services"].as_array().expect("services");
+    assert!(s.iter().all(|x| x["mode"] == "sorted"));
+    let v = ok_json(
+        &["table", "--json", "--mode", "upstream", "-"],
+        Some(FLAG3_LISTING),
+    );
+    let s = v["services"].as_array().expect("services");
+    assert!(s.iter().all(|x| x["mode"] == "upstream"));
+    // In lookups: list order, last weights, the port hashed only with mh-port.
+    let v = ok_json(
+        &[
+            "lookup",
+            "--json",
+            "--service",
+            "1",
+            "-",
+            "--client",
+            "192.0.2.1:5",
+        ],
+        Some(FLAG3_LISTING),
+    );
+    assert_eq!(v["mode"], "upstream");
+    assert_eq!(v["ports_hashed"], false);
+    // --order sorted contradicts the flag.
+    bad(
+        &["table", "--order", "sorted", "-"],
+        Some(FLAG3_LISTING),
+        "service tcp:10.0.1.1:80 has flag-3",
+    );
+}
+
+#[test]
+fn last_weight_option() {
+    let f = temp_file("flag3-listing.txt", FLAG3_LISTING);
+    let file = f.to_str().expect("f");
+    let lw = |extra: &[&str], needle: &str| {
+        let mut args = vec!["table", "--service", "1"];
+        args.extend(extra);
+        args.push("-");
+        bad(&args, Some(FLAG3_LISTING), needle);
+    };
+    lw(&["--last-weight", "10.9.9.9:80=2"], "not a real server");
+    lw(&["--last-weight", "10.0.2.11:81=2"], "not a real server");
+    lw(&["--last-weight", "10.0.2.11:80=5"], "not its weight 1");
+    lw(&["--last-weight", "10.0.2.12:80"], "ADDR:PORT=WEIGHT");
+    lw(&["--last-weight", "10.0.2.12:80=x"], "bad weight");
+    lw(
+        &[
+            "--last-weight",
+            "10.0.2.12:80=1",
+            "--last-weight=10.0.2.12:80=2",
+        ],
+        "twice",
+    );
+    bad(
+        &["table", "--last-weight", "10.0.0.1:80=2", "10.0.0.1:80:0"],
+        None,
+        "ADDR:PORT:0:LASTWEIGHT",
+    );
+    // Equal to a positive weight: allowed, changes nothing.
+    let a = ok_json(
+        &[
+            "table",
+            "--json",
+            "--service",
+            "1",
+            "--last-weight",
+            "10.0.2.11:80=1",
+            "-",
+        ],
+        Some(FLAG3_LISTING),
+    );
+    let b = ok_json(
+        &["table", "--json", "--service", "1", "-"],
+        Some(FLAG3_LISTING),
+    );
+    assert_eq!(a, b);
+    // The text report says what a weight 0 without last weight means.
+    let out = mhsim(&["table", "--service", "1", "-"], Some(FLAG3_LISTING));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        text.contains("--last-weight ADDR:PORT=W): 10.0.2.12:80"),
+        "{text}"
+    );
+    // In diff, for both sides: draining is no change in upstream mode.
+    let drained = FLAG3_LISTING.replace(
+        "  -> 10.0.2.12:80                 Masq    0",
+        "  -> 10.0.2.12:80                 Masq    4",
+    );
+    let before = temp_file("flag3-before.txt", &drained);
+    let v = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--service",
+            "1",
+            "--last-weight",
+            "10.0.2.12:80=4",
+            "--before-file",
+            before.to_str().expect("b"),
+            "--after-file",
+            file,
+        ],
+        None,
+    );
+    assert_eq!(v["before_mode"], "upstream");
+    assert_eq!(v["changed_slots"], 0);
+    // Without it the drained server loses its slots, and a note says why.
+    let args = [
+        "diff",
+        "--json",
+        "--service",
+        "1",
+        "--before-file",
+        before.to_str().expect("b"),
+        "--after-file",
+        file,
+    ];
+    let out = mhsim(&args, None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mhsim: note: at weight 0 with last weight 0") && err.contains("10.0.2.12:80"),
+        "{err}"
+    );
+    let v = ok_json(&args, None);
+    assert!(v["changed_slots"].as_u64().expect("changed") > 0);
+}
+
+#[test]
+fn diff_between_modes_counts_moving_clients() {
+    // Not in sorted order, so that list order differs.
+    let servers = ["10.0.0.3:80", "10.0.0.2:80:2", "10.0.0.1:80"];
+    let clients: String = (0..300)
+        .map(|i| format!("198.51.{}.{}:{}\n", 100 + i / 200, i % 200 + 1, 20000 + i))
+        .collect();
+    let f = temp_file("mode-diff-clients.txt", &clients);
+    let cf = f.to_str().expect("f");
+    let diff = |extra: &[&str]| {
+        let mut args = vec!["diff", "--json"];
+        args.extend(extra);
+        args.push("--before");
+        args.extend(servers);
+        args.push("--after");
+        args.extend(servers);
+        ok_json(&args, None)
+    };
+    let look = |mode: &str, extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["lookup", "--json", "--mode", mode];
+        args.extend(extra);
+        args.extend(servers);
+        args.extend(["--clients-file", cf]);
+        lookups(&ok_json(&args, None))
+            .into_iter()
+            .map(|(_, _, d)| d)
+            .collect()
+    };
+    let leave = ["--before-mode", "upstream", "--after-mode", "sorted"];
+    // Leaving upstream mode without mh-port: the port is hashed from now
+    // on, so clients change slots; slots cannot be compared.
+    let mut args = leave.to_vec();
+    args.extend(["--clients-file", cf]);
+    let v = diff(&args);
+    assert_eq!(v["before_mode"], "upstream");
+    assert_eq!(v["after_mode"], "sorted");
+    assert_eq!(v["before"]["order"], "list");
+    assert_eq!(v["after"]["order"], "sorted");
+    assert_eq!(v["before"]["ports_hashed"], false);
+    assert_eq!(v["after"]["ports_hashed"], true);
+    assert_eq!(v["slots_comparable"], false);
+    assert!(v["changed_slots"].is_null());
+    assert!(v["servers"][0]["gained"].is_null());
+    let est = v["estimated_moved_fraction"].as_f64().expect("estimate");
+    assert!(est > 0.3 && est < 0.9, "{est}");
+    let (b, a) = (look("upstream", &[]), look("sorted", &[]));
+    let per = v["per_client"].as_array().expect("per_client");
+    assert_eq!(per.len(), 300);
+    let mut moved = 0;
+    for (i, ((x, bd), ad)) in per.iter().zip(&b).zip(&a).enumerate() {
+        assert_eq!(x["input"], clients.lines().nth(i).expect("line"));
+        assert_eq!(&x["before"], bd);
+        assert_eq!(&x["after"], ad);
+        assert_eq!(x["moved"], bd != ad);
+        moved += usize::from(bd != ad);
+    }
+    assert_eq!(v["moved"], moved);
+    assert_eq!(v["clients"], 300);
+    let fraction = v["fraction"].as_f64().expect("fraction");
+    assert!((fraction - moved as f64 / 300.0).abs() < 1e-6);
+    assert!((fraction - est).abs() < 0.15, "{fraction} vs {est}");
+    // With mh-port both sides hash the port: slots compare, and the
+    // clients agree with the lookups.
+    let mut args = leave.to_vec();
+    args.extend(["--mh-port", "--clients-file", cf]);
+    let v = diff(&args);
+    assert_eq!(v["slots_comparable"], true);
+    assert!(v["changed_slots"].as_u64().expect("changed") > 0);
+    assert!(v["estimated_moved_fraction"].is_null());
+    let (b, a) = (look("upstream", &["--mh-port"]), look("sorted", &[]));
+    let moved = b.iter().zip(&a).filter(|(x, y)| x != y).count();
+    assert_eq!(v["moved"], moved);
+    // The same mode on both sides: nobody moves.
+    let v = diff(&["--mode", "upstream", "--client", "192.0.2.1:9"]);
+    assert_eq!((&v["moved"], &v["clients"]), (&0.into(), &1.into()));
+    assert_eq!(v["changed_slots"], 0);
+    // Without clients: no per-client figures.
+    let v = diff(&leave);
+    assert!(v.get("moved").is_none() && v.get("per_client").is_none());
+    // The text report.
+    let mut args = vec!["diff"];
+    args.extend(leave);
+    args.extend(["--clients-file", cf, "--before"]);
+    args.extend(servers);
+    args.push("--after");
+    args.extend(servers);
+    let out = mhsim(&args, None);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.contains("slots not comparable"), "{text}");
+    assert!(text.contains("estimated clients that move: "), "{text}");
+    assert!(text.contains("clients that move: "), "{text}");
+    assert!(text.contains(" of 300 ("), "{text}");
+    // A fleet leaving upstream mode: flag-3 before, not after (the modes
+    // follow the flags).
+    let before = temp_file(
+        "leave-before.txt",
+        "TCP  10.0.1.1:80 mh (flag-3)\n  -> 10.0.0.3:80 Masq 1 0 0\n  -> 10.0.0.2:80 Masq 2 0 0\n  -> 10.0.0.1:80 Masq 1 0 0\n",
+    );
+    let after = temp_file(
+        "leave-after.txt",
+        "TCP  10.0.1.1:80 mh\n  -> 10.0.0.3:80 Masq 1 0 0\n  -> 10.0.0.2:80 Masq 2 0 0\n  -> 10.0.0.1:80 Masq 1 0 0\n",
+    );
+    let v = ok_json(
+        &[
+            "diff",
+            "--json",
+            "--before-file",
+            before.to_str().expect("b"),
+            "--after-file",
+            after.to_str().expect("a"),
+            "--clients-file",
+            cf,
+        ],
+        None,
+    );
+    assert_eq!(
+        (&v["before_mode"], &v["after_mode"]),
+        (&"upstream".into(), &"sorted".into())
+    );
+    assert!(v["moved"].as_u64().expect("moved") > 0);
+    // --unavailable must name a server of either side.
+    bad(
+        &[
+            "diff",
+            "--unavailable",
+            "10.9.9.9:80",
+            "--client",
+            "192.0.2.1",
+            "--before",
+            "10.0.0.1:80",
+            "--after",
+            "10.0.0.2:80",
+        ],
+        None,
+        "not one of the servers",
+    );
 }
