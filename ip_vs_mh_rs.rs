@@ -13,19 +13,26 @@
 //! promise the scheduler's registration asks for (made at module init, kept
 //! by the module's value); all the rest is in `bindings/`.
 //!
-//! Where it differs from the in-tree C scheduler:
+//! Each service is in one of two modes. The default, sorted, follows the
+//! out-of-tree backport and differs from the in-tree C scheduler:
 //!
 //! - the client's source port is always hashed (TCP, UDP, SCTP); ICMP errors
 //!   hash like the flow they are about; `-b mh-port` is accepted and changes
 //!   nothing;
 //! - a server's current weight counts: weight 0 takes no slots (clean drain);
 //! - servers are sorted by address and port before the table is filled, so
-//!   the table does not depend on the order they were added in
-//!   (`list_order=1` fills in IPVS list order);
-//! - every change builds a new table off to the side and publishes it with
-//!   RCU; if building fails, the previous table keeps serving and the
-//!   rebuild is retried;
-//! - a slot holds a 2-byte server index, not an 8-byte pointer.
+//!   the table does not depend on the order they were added in.
+//!
+//! Upstream mode (`-b flag-3`, a flag the C scheduler ignores, or
+//! `upstream=1` for every service) is the C scheduler's table and lookup,
+//! bit for bit, for fleets that replace C directors one by one: IPVS list
+//! order, the port hashed only with `mh-port`, `last_weight` (a server
+//! drained to 0 keeps its slots and is skipped at lookup).
+//!
+//! In both modes every change builds a new table off to the side and
+//! publishes it with RCU; if building fails, the previous table keeps
+//! serving and the rebuild is retried; a slot holds a 2-byte server index,
+//! not an 8-byte pointer.
 
 use core::net::IpAddr;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -46,7 +53,7 @@ use bindings::percpu::PerCpuCounters;
 use bindings::pernet::{NetState, PerNet, PerNetId};
 use bindings::rcu::{RcuBox, RcuPtr, ReadLock, Unpublish, Unpublishing};
 use bindings::scheduler::{Ctl, DestChange, Registration, Scheduler};
-use bindings::service::{Service, ServiceLocked, ServiceName};
+use bindings::service::{SchedFlags, Service, ServiceLocked, ServiceName};
 use maglev::{Addr, Order, TableSize};
 
 module! {
@@ -58,14 +65,94 @@ module! {
     alias: ["ip_vs_mh"],
     params: {
         table_size: u32 {
-            default: 4093,
-            description: "Lookup table slots per service, one of the primes 251 509 1021 2039 4093 8191 16381 32749 65521 131071 (default 4093)",
+            default: crate::KERNEL_TABLE_SIZE,
+            description: "Lookup table slots per service, one of the primes 251 509 1021 2039 4093 8191 16381 32749 65521 131071 (default: the size of the kernel's own ip_vs_mh, CONFIG_IP_VS_MH_TAB_INDEX)",
         },
-        list_order: bool {
-            default: false,
-            description: "Fill the table in IPVS list order, as the in-tree C ip_vs_mh does (default: sorted by address and port, the same on every director)",
+        upstream: u32 {
+            default: 0,
+            description: "1: every mh service in upstream mode, exactly as the in-tree C ip_vs_mh; 0 (default): only the services with the scheduler flag flag-3 (ipvsadm -b flag-3)",
+        },
+        list_order: u32 {
+            default: 0,
+            description: "Old name of upstream (list order is part of upstream mode)",
         },
     },
+}
+
+/// The table size of the kernel's own C `ip_vs_mh`
+/// (`CONFIG_IP_VS_MH_TAB_INDEX`, read when the module is built): the default
+/// here too, so that upstream mode makes the C module's tables as it is.
+const KERNEL_TABLE_SIZE: u32 = {
+    let index = if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "8") {
+        8
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "9") {
+        9
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "10") {
+        10
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "11") {
+        11
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "13") {
+        13
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "14") {
+        14
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "15") {
+        15
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "16") {
+        16
+    } else if cfg!(CONFIG_IP_VS_MH_TAB_INDEX = "17") {
+        17
+    } else {
+        // The C module's own default (also without CONFIG_IP_VS_MH).
+        12
+    };
+    match TableSize::from_index(index) {
+        Some(size) => size.slots(),
+        None => maglev::DEFAULT_TABLE_SIZE,
+    }
+};
+
+/// How a service's table is built and looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The default: servers sorted, the port always hashed, current weights.
+    Sorted,
+    /// The in-tree C scheduler's: IPVS list order, the port hashed only with
+    /// `mh-port`, `last_weight`, servers at weight 0 skipped at lookup.
+    Upstream,
+}
+
+impl Mode {
+    /// The mode a service with `flags` wants: upstream with `flag-3` or the
+    /// `upstream` parameter.
+    fn of(flags: SchedFlags) -> Mode {
+        if flags.flag3() || module_upstream() {
+            Mode::Upstream
+        } else {
+            Mode::Sorted
+        }
+    }
+
+    fn order(self) -> Order {
+        match self {
+            Mode::Sorted => Order::Sorted,
+            Mode::Upstream => Order::List,
+        }
+    }
+
+    /// The weight of a server the table is built with.
+    fn table_weight(self, info: &DestInfo) -> i32 {
+        match self {
+            Mode::Sorted => info.weight,
+            Mode::Upstream => info.last_weight,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Sorted => "sorted",
+            Mode::Upstream => "upstream",
+        }
+    }
 }
 
 /// The packet path's counters, by index in [`MhService::counters`].
@@ -82,6 +169,8 @@ const RETRY_MAX_MS: u32 = 5000;
 
 /// The serving lookup table of one service.
 struct MhTable {
+    /// The mode it was built in.
+    mode: Mode,
     /// `M` slots, each an index into `dests` or [`maglev::EMPTY`].
     slots: KVVec<u16>,
     /// The servers in the order the table was built from (IPVS list order),
@@ -113,6 +202,8 @@ impl Unpublish for MhTable {
 struct ServerRecord {
     /// Its address, port and weights when the table was built.
     info: DestInfo,
+    /// The weight the table was built with (per the table's mode).
+    weight: i32,
     /// Slots it holds.
     slots: u32,
 }
@@ -122,7 +213,8 @@ struct MhService {
     /// The service, e.g. `TCP 192.0.2.1:80` (it cannot change).
     name: ServiceName,
     size: TableSize,
-    order: Order,
+    /// The mode of the last rebuild (while there is no table, /proc shows it).
+    upstream: AtomicBool,
     /// The serving table; `None` while the service has no real server.
     table: RcuPtr<MhTable>,
     /// Packet-path counters: decisions, fallbacks taken, refusals.
@@ -167,15 +259,20 @@ impl Drop for MhPrivate {
 /// The valid `table_size` values, for messages.
 const SIZES_TEXT: &str = "251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071";
 
-fn module_config() -> Result<(TableSize, Order)> {
-    let m = *core::borrow::Borrow::<u32>::borrow(&module_parameters::table_size.value());
-    let size = TableSize::new(m).ok_or(EINVAL)?;
-    let order = if *core::borrow::Borrow::<bool>::borrow(&module_parameters::list_order.value()) {
-        Order::List
-    } else {
-        Order::Sorted
-    };
-    Ok((size, order))
+// A parameter's value: Linux 7.3 returns it, 7.2 a reference to it.
+fn param(value: impl core::borrow::Borrow<u32>) -> u32 {
+    *value.borrow()
+}
+
+/// The `table_size` parameter, checked.
+fn module_size() -> Result<TableSize> {
+    TableSize::new(param(module_parameters::table_size.value())).ok_or(EINVAL)
+}
+
+/// Whether `upstream=1` (or its old name `list_order=1`).
+fn module_upstream() -> bool {
+    param(module_parameters::upstream.value()) == 1
+        || param(module_parameters::list_order.value()) == 1
 }
 
 /// The address a service hashes: IPv4 services hash the first four bytes,
@@ -216,7 +313,7 @@ fn server_addr(service_ipv6: bool, addr: IpAddr) -> Addr {
 /// are slow (KASAN, kmemleak).
 struct Workspace {
     servers: KVVec<maglev::Server>,
-    /// The servers' identities and current weights, in list order.
+    /// The servers' identities and table weights, in list order.
     idents: KVVec<(usize, i32)>,
     bitmap: KVVec<u64>,
     setup: KVVec<maglev::DestSetup>,
@@ -389,23 +486,27 @@ impl MhService {
         }
 
         let ipv6 = svc.is_ipv6();
+        let mode = Mode::of(svc.flags());
+        self.upstream
+            .store(mode == Mode::Upstream, Ordering::Relaxed);
         servers.clear();
         idents.clear();
         servers.reserve(n, GFP_KERNEL)?;
         idents.reserve(n, GFP_KERNEL)?;
         for entry in svc.dests() {
             let info = entry.info();
+            let weight = mode.table_weight(&info);
             servers.push(
                 maglev::Server {
                     addr: server_addr(ipv6, info.addr),
                     port: info.port,
-                    weight: info.weight,
+                    weight,
                 },
                 GFP_KERNEL,
             )?;
-            idents.push((entry.identity(), info.weight), GFP_KERNEL)?;
+            idents.push((entry.identity(), weight), GFP_KERNEL)?;
         }
-        if self.serves(idents) {
+        if self.serves(mode, idents) {
             return Ok(Rebuilt::Unchanged);
         }
 
@@ -417,22 +518,25 @@ impl MhService {
         } else {
             Some(RcuBox::new(
                 MhTable {
+                    mode,
                     slots: KVVec::new(),
                     dests: DestRefs::with_capacity(0)?,
                 },
                 GFP_KERNEL,
             )?)
         };
-        let (slots, stats) = build_table(self.size, servers, self.order, bitmap, setup, order)?;
+        let (slots, stats) = build_table(self.size, servers, mode.order(), bitmap, setup, order)?;
         if let Some(table) = new.as_deref_mut() {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
             let mut dests = DestRefs::with_capacity(n)?;
             for (entry, &count) in svc.dests().zip(counts.iter()) {
+                let info = entry.info();
                 dests.push(
                     &entry,
                     ServerRecord {
-                        info: entry.info(),
+                        weight: mode.table_weight(&info),
+                        info,
                         slots: count,
                     },
                 )?;
@@ -460,16 +564,17 @@ impl MhService {
         Ok(Rebuilt::Published)
     }
 
-    /// Whether the serving table was built from exactly these servers (by
-    /// identity, in this order) with these weights.
-    fn serves(&self, idents: &[(usize, i32)]) -> bool {
+    /// Whether the serving table was built in `mode` from exactly these
+    /// servers (by identity, in this order) with these weights.
+    fn serves(&self, mode: Mode, idents: &[(usize, i32)]) -> bool {
         ReadLock::with(|lock| match self.table.get(lock) {
             None => idents.is_empty(),
             Some(table) => {
-                table.dests.len() == idents.len()
+                table.mode == mode
+                    && table.dests.len() == idents.len()
                     && table.dests.iter().zip(idents.iter()).all(
                         |((dest, record), &(id, weight))| {
-                            dest.identity() == id && record.info.weight == weight
+                            dest.identity() == id && record.weight == weight
                         },
                     )
             }
@@ -527,16 +632,20 @@ impl MhService {
         }
     }
 
+    /// The mode of the last rebuild.
+    fn mode_now(&self) -> Mode {
+        if self.upstream.load(Ordering::Relaxed) {
+            Mode::Upstream
+        } else {
+            Mode::Sorted
+        }
+    }
+
     /// The service's `/proc/net/ip_vs_mh` records: one `S` line, then a `D`
     /// line per real server of the serving table, with its current weight
     /// and the weight the table was built with.
     fn write_records(&self, out: &SeqFile) {
         let [decisions, fallbacks, refusals] = self.counters.sum();
-        let order = if self.order == Order::List {
-            "list"
-        } else {
-            "sorted"
-        };
         ReadLock::with(|lock| {
             let table = self.table.get(lock);
             // What the module allocated for the service, allocator rounding
@@ -550,7 +659,9 @@ impl MhService {
                 "S {} {} {} {} {} {} {} {} {} {} {}\n",
                 self.name,
                 self.size.slots(),
-                order,
+                // A service without servers has no table: the mode it would
+                // be built in.
+                table.map_or(self.mode_now(), |t| t.mode).name(),
                 self.rebuilds.load(Ordering::Relaxed),
                 self.last_rebuild.load(Ordering::Relaxed),
                 self.last_moved.load(Ordering::Relaxed),
@@ -566,16 +677,16 @@ impl MhService {
             let total_weight: u64 = table
                 .dests
                 .iter()
-                .map(|(_, r)| u64::try_from(r.info.weight).unwrap_or(0))
+                .map(|(_, r)| u64::try_from(r.weight).unwrap_or(0))
                 .sum();
             for (dest, r) in table.dests.iter() {
-                let weight = u64::try_from(r.info.weight).unwrap_or(0);
+                let weight = u64::try_from(r.weight).unwrap_or(0);
                 seq_print!(
                     out,
                     "D {} {} {} {} {} {}\n",
                     HostPort(r.info.addr, r.info.port),
                     dest.weight(),
-                    r.info.weight,
+                    r.weight,
                     r.slots,
                     Percent(u64::from(r.slots), u64::from(self.size.slots())),
                     Percent(weight, total_weight)
@@ -640,7 +751,7 @@ impl Scheduler for MhScheduler {
 
     fn init_service(svc: &ServiceLocked<'_>) -> Result<(Arc<MhService>, MhPrivate)> {
         let setup = || -> Result<(Arc<MhService>, MhPrivate)> {
-            let (size, order) = module_config()?;
+            let size = module_size()?;
             let net = svc
                 .net()
                 .and_then(PerNet::<NetServices>::get)
@@ -649,7 +760,7 @@ impl Scheduler for MhScheduler {
                 MhService {
                     name: svc.name(),
                     size,
-                    order,
+                    upstream: AtomicBool::new(Mode::of(svc.flags()) == Mode::Upstream),
                     table: RcuPtr::new(),
                     counters: PerCpuCounters::new()?,
                     rebuilds: AtomicU64::new(0),
@@ -732,27 +843,34 @@ impl Scheduler for MhScheduler {
         flow: &Flow,
         lock: &'a ReadLock<'_>,
     ) -> Option<Dest<'a>> {
+        let flags = svc.flags();
         let dest = state.table.get(lock).and_then(|table| {
+            if Mode::of(flags) != table.mode {
+                // `ipvsadm -E` switched the service's mode (flag-3) without
+                // telling the scheduler: rebuild soon; this table serves
+                // until then.
+                svc.retry_soon();
+            }
             let addr = hash_addr(svc.is_ipv6(), flow.addr());
-            // A server drained to weight 0 keeps serving the slots of the
-            // table built before IPVS told us: a change takes effect when
-            // its table is published, so a drain refuses nobody.
-            let usable = |i: u16| {
-                table
-                    .dests
-                    .get(usize::from(i))
-                    .is_some_and(|(d, _)| d.in_service())
+            let port = match table.mode {
+                Mode::Sorted => flow.port(),
+                Mode::Upstream if flags.flag2() => flow.port(),
+                Mode::Upstream => 0,
             };
-            let idx = match maglev::lookup(state.size, &table.slots, &addr, flow.port()) {
+            // Sorted: a server drained to weight 0 keeps serving the slots
+            // of the table built before IPVS told us; a change takes effect
+            // when its table is published, so a drain refuses nobody.
+            // Upstream: as the C module, a server at weight 0 keeps its
+            // slots and is skipped.
+            let usable = |i: u16| {
+                table.dests.get(usize::from(i)).is_some_and(|(d, _)| {
+                    d.in_service() && (table.mode == Mode::Sorted || d.weight() > 0)
+                })
+            };
+            let idx = match maglev::lookup(state.size, &table.slots, &addr, port) {
                 Some(i) if usable(i) => Some(i),
-                Some(_) if svc.flags().flag1() => {
-                    let i = maglev::lookup_fallback(
-                        state.size,
-                        &table.slots,
-                        &addr,
-                        flow.port(),
-                        usable,
-                    );
+                Some(_) if flags.flag1() => {
+                    let i = maglev::lookup_fallback(state.size, &table.slots, &addr, port, usable);
                     if i.is_some() {
                         state.counters.inc(FALLBACKS);
                     }
@@ -781,13 +899,22 @@ struct MhModule {
 
 impl kernel::Module for MhModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let (size, order) = module_config().inspect_err(|_| {
+        let size = module_size().inspect_err(|_| {
             pr_err!(
                 "table_size={} is not a valid table size; use one of {}\n",
-                *core::borrow::Borrow::<u32>::borrow(&module_parameters::table_size.value()),
+                param(module_parameters::table_size.value()),
                 SIZES_TEXT
             );
         })?;
+        for (name, value) in [
+            ("upstream", param(module_parameters::upstream.value())),
+            ("list_order", param(module_parameters::list_order.value())),
+        ] {
+            if value > 1 {
+                pr_err!("{}={} is not valid: use 0 or 1\n", name, value);
+                return Err(EINVAL);
+            }
+        }
         let net = PerNet::<NetServices>::register().inspect_err(|e| {
             pr_err!(
                 "cannot set up /proc/net/ip_vs_mh (error {})\n",
@@ -809,15 +936,19 @@ impl kernel::Module for MhModule {
                 );
             }
         })?;
-        let order = if order == Order::List {
-            "list"
-        } else {
-            "sorted"
-        };
         pr_info!(
-            "IPVS scheduler 'mh' (Maglev hashing, Rust) registered: table_size={}, order={}\n",
+            "IPVS scheduler 'mh' (Maglev hashing, Rust) registered: table_size={}, mode={} ({})\n",
             size.slots(),
-            order
+            if module_upstream() {
+                "upstream"
+            } else {
+                "sorted"
+            },
+            if module_upstream() {
+                "every service"
+            } else {
+                "upstream for services with flag-3"
+            }
         );
         Ok(MhModule {
             _scheduler: scheduler,

@@ -481,8 +481,8 @@ unsafe extern "C" fn schedule<S: Scheduler>(
     };
     // SAFETY: The packet and header IPVS passed, for this call.
     let flow = unsafe { Flow::read(skb, iph, af) };
-    // SAFETY: Live for this call.
-    let service = unsafe { Service::from_raw(ptr) };
+    // SAFETY: Live for this call; the node's retry item.
+    let service = unsafe { Service::from_raw(ptr, &node.work) };
     match S::schedule(&service, &node.shared, &flow, &lock) {
         // IPVS takes its own reference for the connection while still in
         // the read section, before the server's memory can be freed.

@@ -16,6 +16,7 @@ use kernel::prelude::*;
 use super::dest::DestEntry;
 use super::pernet::NetRef;
 use super::raw;
+use super::work::DelayedWork;
 
 /// The scheduler flags of a service (`ipvsadm -b`), which IPVS leaves to
 /// the scheduler to interpret.
@@ -26,6 +27,16 @@ impl SchedFlags {
     /// Scheduler flag 1 (`flag-1`, the `mh-fallback` of the mh scheduler).
     pub(crate) fn flag1(self) -> bool {
         self.0 & raw::IP_VS_SVC_F_SCHED1 != 0
+    }
+
+    /// Scheduler flag 2 (`flag-2`, `mh-port`).
+    pub(crate) fn flag2(self) -> bool {
+        self.0 & raw::IP_VS_SVC_F_SCHED2 != 0
+    }
+
+    /// Scheduler flag 3 (`flag-3`).
+    pub(crate) fn flag3(self) -> bool {
+        self.0 & raw::IP_VS_SVC_F_SCHED3 != 0
     }
 }
 
@@ -100,6 +111,12 @@ impl<'a> ServiceLocked<'a> {
         unsafe { (*self.ptr.as_ptr()).af == super::AF_INET6 }
     }
 
+    /// The service's scheduler flags.
+    pub(crate) fn flags(&self) -> SchedFlags {
+        // SAFETY: Live by the type invariant.
+        unsafe { read_flags(self.ptr) }
+    }
+
     /// The service's name, e.g. `TCP 192.0.2.1:80` or `FWM 7`.
     pub(crate) fn name(&self) -> ServiceName {
         let s = self.ptr.as_ptr();
@@ -138,20 +155,34 @@ impl<'a> ServiceLocked<'a> {
 /// `ptr` points to a live service for `'a`.
 pub(crate) struct Service<'a> {
     ptr: NonNull<raw::ip_vs_service>,
+    /// The scheduler's retry work item of the service.
+    retry: &'a DelayedWork,
     _p: PhantomData<&'a raw::ip_vs_service>,
 }
 
-impl Service<'_> {
+impl<'a> Service<'a> {
     /// # Safety
     ///
     /// `ptr` must be a service IPVS passed to the `schedule` callback, used
-    /// only during it.
-    pub(super) unsafe fn from_raw(ptr: NonNull<raw::ip_vs_service>) -> Self {
+    /// only during it; `retry` its scheduler state's retry item.
+    pub(super) unsafe fn from_raw(
+        ptr: NonNull<raw::ip_vs_service>,
+        retry: &'a DelayedWork,
+    ) -> Self {
         // INVARIANT: IPVS keeps the service alive while it schedules.
         Service {
             ptr,
+            retry,
             _p: PhantomData,
         }
+    }
+
+    /// Asks for the scheduler's `retry` call on the control path, soon
+    /// (nothing if one is pending, or once the service is done: the item is
+    /// disabled then). Any context.
+    #[inline]
+    pub(crate) fn retry_soon(&self) {
+        self.retry.schedule(0);
     }
 
     /// Whether the service is IPv6.

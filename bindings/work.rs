@@ -62,7 +62,7 @@ impl DelayedWork {
     }
 
     /// Queues the item to run in `delay_ms` milliseconds, unless it is
-    /// already queued.
+    /// already queued (or disabled). Any context.
     pub(super) fn schedule(&self, delay_ms: u32) {
         // SAFETY: Initialised and at a stable address (type invariant).
         unsafe { raw::mh_rs_delayed_work_queue(self.work.get(), delay_ms) };
