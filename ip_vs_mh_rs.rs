@@ -607,12 +607,11 @@ impl MhService {
                 match e {
                     RebuildError::TooMany { servers, limit } => {
                         if first {
-                            pr_err!(
-                                "{}: {} real servers, but a table of {} slots can name {} at most (table_size); the previous table keeps serving\n",
-                                svc.name(),
+                            self.log_too_many(
+                                svc,
                                 servers,
-                                self.size.slots(),
-                                limit
+                                limit,
+                                "; the previous table keeps serving",
                             );
                         }
                     }
@@ -629,6 +628,32 @@ impl MhService {
                     }
                 }
             }
+        }
+    }
+
+    /// Says why no table can be built for `servers` real servers: the table
+    /// is too small (a larger `table_size` helps), or the service has more
+    /// than a slot's 2-byte index can name (nothing helps). `then` ends the
+    /// message.
+    fn log_too_many(&self, svc: &ServiceLocked<'_>, servers: usize, limit: usize, then: &str) {
+        let slots = self.size.slots();
+        if usize::try_from(slots).is_ok_and(|m| limit < m) {
+            pr_err!(
+                "{}: {} real servers, but a service can have {} at most (a slot holds a 2-byte server index){}\n",
+                svc.name(),
+                servers,
+                limit,
+                then
+            );
+        } else {
+            pr_err!(
+                "{}: {} real servers, but a table of {} slots can name {} at most (a larger table_size names more){}\n",
+                svc.name(),
+                servers,
+                slots,
+                limit,
+                then
+            );
         }
     }
 
@@ -795,13 +820,7 @@ impl Scheduler for MhScheduler {
         if let Err(e) = service.rebuild(svc, &private.net) {
             let e = match e {
                 RebuildError::TooMany { servers, limit } => {
-                    pr_err!(
-                        "{}: {} real servers, but a table of {} slots can name {} at most (table_size)\n",
-                        svc.name(),
-                        servers,
-                        service.size.slots(),
-                        limit
-                    );
+                    service.log_too_many(svc, servers, limit, "");
                     EINVAL
                 }
                 RebuildError::Failed(e) => {
