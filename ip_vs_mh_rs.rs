@@ -864,10 +864,11 @@ impl Scheduler for MhScheduler {
     ) -> Option<Dest<'a>> {
         let flags = svc.flags();
         let dest = state.table.get(lock).and_then(|table| {
-            if Mode::of(flags) != table.mode {
+            if Mode::of(flags) != table.mode && !state.stale.load(Ordering::Relaxed) {
                 // `ipvsadm -E` switched the service's mode (flag-3) without
                 // telling the scheduler: rebuild soon; this table serves
-                // until then.
+                // until then. (After a failed rebuild its own retry, or
+                // the next change, rebuilds: not every packet.)
                 svc.retry_soon();
             }
             let addr = hash_addr(svc.is_ipv6(), flow.addr());
