@@ -689,7 +689,9 @@ fn render(values: Vec<Value>, texts: Vec<String>, as_json: bool) -> String {
     }
 }
 
-fn cmd_table(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
+/// The inputs of table and lookup: the SERVER list or ipvsadm input, with
+/// `--last-weight` applied.
+fn server_inputs(o: &Opts, stdin: &mut Stdin) -> Result<Vec<Input>, String> {
     let mut last = LastWeights::parse(o)?;
     let (inputs, ipvs) = resolve_with(
         &o.servers,
@@ -700,6 +702,11 @@ fn cmd_table(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
         &mut last,
     )?;
     last.all_used(ipvs)?;
+    Ok(inputs)
+}
+
+fn cmd_table(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
+    let inputs = server_inputs(o, stdin)?;
     let mut values = Vec::new();
     let mut texts = Vec::new();
     for input in &inputs {
@@ -753,16 +760,7 @@ fn parse_unavailable(o: &Opts) -> Result<Vec<(Addr, u16)>, String> {
 fn cmd_lookup(o: &Opts, stdin: &mut Stdin) -> Result<String, String> {
     let clients = read_clients(o)?;
     let unavailable = parse_unavailable(o)?;
-    let mut last = LastWeights::parse(o)?;
-    let (inputs, ipvs) = resolve_with(
-        &o.servers,
-        None,
-        stdin,
-        o.service.as_deref(),
-        "servers",
-        &mut last,
-    )?;
-    last.all_used(ipvs)?;
+    let inputs = server_inputs(o, stdin)?;
     let mut values = Vec::new();
     let mut texts = Vec::new();
     for input in &inputs {
