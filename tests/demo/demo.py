@@ -3,13 +3,13 @@
 # The demo's bookkeeping (run inside the VM by tests/demo/guest.sh): table
 # fingerprints, and which director and real server carried each stream.
 #
-#   demo.py tables MHSIM ORDER SERVICE DIR TAG [FIRST LAST N]
+#   demo.py tables MHSIM MODE SERVICE DIR TAG [FIRST LAST N]
 #       DIR/TAG.dN.list: `ipvsadm -Ln --nosort` of director dN (d1..d3),
 #       DIR/TAG.dN.proc: its /proc/net/ip_vs_mh. Prints the IPVS list orders
-#       and each director's table fingerprint (mhsim's table for ORDER,
-#       slot -> server address, hashed). Exit 0 if the three are identical,
-#       1 if not, 2 if the module's per-server slot counts (or order) differ
-#       from mhsim's. With FIRST LAST N: also picks 2N client sources
+#       and each director's table fingerprint (mhsim's table for the
+#       module's MODE, sorted or upstream: slot -> server address, hashed).
+#       Exit 0 if the three are identical, 1 if not, 2 if the module's
+#       per-server slot counts (or mode) differ from mhsim's. With FIRST LAST N: also picks 2N client sources
 #       10.0.1.2:PORT, FIRST <= PORT <= LAST, whose flows hash into the slots
 #       where the list-order tables (upstream's order) disagree: N to
 #       DIR/clients.1, N to DIR/clients.2 (filled up with other ports if too
@@ -48,8 +48,14 @@ def short(server):
         return server
 
 
-def mhsim_table(mhsim, order, service, listing):
+# The module's mode -> mhsim's order for the same table (upstream mode with
+# mh-port hashes ports as sorted mode does, and all weights here are 1).
+ORDER_OF_MODE = {"sorted": "sorted", "upstream": "list"}
+
+
+def mhsim_table(mhsim, mode, service, listing):
     """mhsim's table for a director: (slot -> server address list, json)."""
+    order = ORDER_OF_MODE[mode]
     with open(listing) as f:
         text = f.read()
     out = subprocess.run(
@@ -60,9 +66,9 @@ def mhsim_table(mhsim, order, service, listing):
     return [names[t] for t in j["table"]], j, names
 
 
-def fingerprint(mhsim, order, service, listing, proc):
+def fingerprint(mhsim, mode, service, listing, proc):
     """(fingerprint, None) or (fingerprint, why the module disagrees)."""
-    slots, j, names = mhsim_table(mhsim, order, service, listing)
+    slots, j, names = mhsim_table(mhsim, mode, service, listing)
     fp = hashlib.sha256(("\n".join(slots) + "\n").encode()).hexdigest()[:8]
     model = {names[s["index"]]: s["slots"] for s in j["servers"]}
 
@@ -76,8 +82,8 @@ def fingerprint(mhsim, order, service, listing, proc):
     module = {d["address"]: d["slots"] for d in svc["dests"]}
     if morder is None:
         return fp, "no such service in /proc/net/ip_vs_mh"
-    if morder != order:
-        return fp, "the module fills in %s order, not %s" % (morder, order)
+    if morder != mode:
+        return fp, "the module's service is in %s mode, not %s" % (morder, mode)
     if module != model:
         return fp, "slot counts differ: " + ", ".join(
             "%s mhsim %s module %s" % (short(s), model.get(s), module.get(s))
@@ -85,11 +91,11 @@ def fingerprint(mhsim, order, service, listing, proc):
     return fp, None
 
 
-def cmd_tables(mhsim, order, service, d, tag, *ports):
+def cmd_tables(mhsim, mode, service, d, tag, *ports):
     fps, why, orders = [], [], []
     for dn in DIRECTORS:
         listing = "%s/%s.%s.list" % (d, tag, dn)
-        fp, problem = fingerprint(mhsim, order, service, listing, "%s/%s.%s.proc" % (d, tag, dn))
+        fp, problem = fingerprint(mhsim, mode, service, listing, "%s/%s.%s.proc" % (d, tag, dn))
         fps.append(fp)
         if problem:
             why.append("%s: %s" % (dn, problem))
@@ -111,7 +117,7 @@ def cmd_tables(mhsim, order, service, d, tag, *ports):
 
 
 def cmd_ports(mhsim, service, first, last, n, out1, out2, *listings):
-    tables = [mhsim_table(mhsim, "list", service, l)[0] for l in listings]
+    tables = [mhsim_table(mhsim, "upstream", service, l)[0] for l in listings]
     risky_slots = {i for i in range(len(tables[0])) if len({t[i] for t in tables}) > 1}
     first, last, n = int(first), int(last), int(n)
     clients = ["10.0.1.2:%d" % p for p in range(first, last + 1)]

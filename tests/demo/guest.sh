@@ -19,7 +19,8 @@
 # Phase 1, the module's default (sorted order), then a real server leaves
 # (removed from every director: only its streams are affected, new flows
 # spread over the others as mhsim predicts), and phase 2, the contrast
-# (list_order=1, the C module's order): the same histories, streams of the
+# (upstream mode, -b flag-3,mh-port: the in-tree C module's table, built in
+# IPVS list order): the same histories, streams of the
 # same kind, the same failover. The directors' histories differ on purpose
 # (servers added in other orders, one deleted and re-added); the streams
 # come from client ports whose flows hash into the slots where the
@@ -189,11 +190,13 @@ holders() {
 
 HISTORY="d1 added r1 r2 r3 r4 | d2 added r4 r3 r2 r1 | d3 added r1 r2 r3 r4, deleted r2, re-added r2"
 # configure: the three directors' services, from their histories.
+# configure [FLAGS]: the directors' services (ipvsadm -A ... FLAGS) and
+# their histories.
 configure() {
 	local d i r
 	add() { echo "-a -t $VIP:$PORT -r $(rs "$1") -g -w 1"; }
 	for d in $DIRECTORS; do
-		r="-C"$'\n'"-A -t $VIP:$PORT -s mh"$'\n'
+		r="-C"$'\n'"-A -t $VIP:$PORT -s mh ${1:-}"$'\n'
 		case $d in
 		d1) r+=$(for i in 1 2 3 4; do add "$i"; done) ;;
 		d2) r+=$(for i in 4 3 2 1; do add "$i"; done) ;;
@@ -360,23 +363,17 @@ failover sorted "$OUT/clients.1" expect-ok || bad "streams broke in the default 
 echo "-- a real server leaves (default mode)"
 leave leave 3 || bad "removing a real server disturbed other streams, or new flows went astray"
 
-echo "-- contrast: list_order=1 (upstream ip_vs_mh's order, IPVS list order)"
-for d in $DIRECTORS; do ip netns exec "$d" ipvsadm -C; done
-for _ in $(seq 20); do
-	rmmod ip_vs_mh_rs 2>/dev/null && break
-	sleep 0.5
-done
-if ! modprobe ip_vs_mh_rs list_order=1; then
-	bad "could not reload ip_vs_mh_rs with list_order=1"
+echo "-- contrast: upstream mode, -b flag-3,mh-port (the in-tree C module's table: IPVS list order)"
+if ! configure "-b flag-3,mh-port"; then
+	bad "configuring the directors (upstream mode) failed"
 else
-	configure || bad "configuring the directors (list_order=1) failed"
-	tables list
+	tables upstream
 	case $? in
-	0) bad "list_order=1 unexpectedly gave identical fingerprints" ;;
+	0) bad "upstream mode unexpectedly gave identical fingerprints" ;;
 	1) ;;
-	*) bad "the module's table and mhsim's disagree with list_order=1" ;;
+	*) bad "the module's table and mhsim's disagree in upstream mode" ;;
 	esac
-	failover list "$OUT/clients.2" contrast
+	failover upstream "$OUT/clients.2" contrast
 	echo "  (expected with list order: each director's table depends on its history, so a moved stream may meet another real server, which resets it)"
 fi
 

@@ -11,6 +11,8 @@ PROC() { ip netns exec "${1:-d}" cat /proc/net/ip_vs_mh; }
 # One figure of the service, as mhsim reads the file: S .rebuilds, .moved...
 S() { proc_get d "$SVC" ".$1"; }
 
+# The figures below are for 4093-slot tables, whatever the kernel's default.
+modprobe ip_vs_mh_rs table_size=4093 || fail "cannot load ip_vs_mh_rs table_size=4093"
 topo_up 4
 serve_all 80 4
 ip netns exec d ipvsadm -A -t "$VIP" -s mh

@@ -136,11 +136,15 @@ class Ports:
         return range(first, first + n)
 
 
-def flows_follow(config, proto, port, ports, removed=(), size=4093):
+def flows_follow(config, proto, port, ports, removed=(), size=None):
     """New flows from CLIENT:PORTS to VIP:port land where `mhsim lookup` says
-    for CONFIG (ipvsadm -Sn text) and the table SIZE. A flow the model sends
+    for CONFIG (ipvsadm -Sn text) and the table SIZE (default: the
+    service's, as the module says). A flow the model sends
     to a server in REMOVED must be refused instead: the serving table still
     names a server IPVS no longer has. Returns (ok, summary)."""
+    if size is None:
+        svc = proc_service(proto, port)
+        size = svc["size"] if svc else 4093
     path = f"/tmp/mhvm-clients.{os.getpid()}"
     with open(path, "w") as f:
         f.write("".join(f"{CLIENT}:{p}\n" for p in ports))
