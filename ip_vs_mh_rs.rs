@@ -770,7 +770,12 @@ fn moved_slots(old: Option<&MhTable>, new: Option<&MhTable>, m: usize) -> usize 
 struct MhScheduler;
 
 impl Scheduler for MhScheduler {
+    // A test-only build (Kbuild's MH_RS_ALT_NAME) takes another name, to
+    // run beside the in-tree C "mh" in one kernel.
+    #[cfg(not(mh_rs_alt_name))]
     const NAME: &'static CStr = c"mh";
+    #[cfg(mh_rs_alt_name)]
+    const NAME: &'static CStr = c"mhrs";
     type Shared = Arc<MhService>;
     type Private = MhPrivate;
 

@@ -9,7 +9,10 @@
 #       and each director's table fingerprint (mhsim's table for the
 #       module's MODE, sorted or upstream: slot -> server address, hashed).
 #       Exit 0 if the three are identical, 1 if not, 2 if the module's
-#       per-server slot counts (or mode) differ from mhsim's. With FIRST LAST N: also picks 2N client sources
+#       per-server slot counts (or mode) differ from mhsim's. Directors named
+#       in $DEMO_C_DIRECTORS run the in-tree C module, which has no
+#       /proc/net/ip_vs_mh: their tables are mhsim's alone. A scheduler named
+#       "mhrs" (the module's test build beside C) reads as "mh". With FIRST LAST N: also picks 2N client sources
 #       10.0.1.2:PORT, FIRST <= PORT <= LAST, whose flows hash into the slots
 #       where the list-order tables (upstream's order) disagree: N to
 #       DIR/clients.1, N to DIR/clients.2 (filled up with other ports if too
@@ -27,6 +30,13 @@
 #       unless every stream on another server survived on it with no data
 #       lost, every stream on GONE was affected (reset or timed out), and at
 #       least one was.
+#   demo.py switch DIR TAG
+#       DIR/TAG.before.got and DIR/TAG.after.got: mhnet probe's answers
+#       (CLIENT SERVER) for the same clients before and after the fleet left
+#       upstream mode; DIR/TAG.want: `mhsim diff --json` of that change with
+#       those clients. Prints how many flows moved and how many mhsim
+#       predicted; exit 1 unless the flows that moved are exactly those mhsim
+#       names, each to the server it names.
 #   demo.py spread DIR TAG GONE
 #       DIR/TAG.got: mhnet probe's answers (CLIENT SERVER), DIR/TAG.want:
 #       mhsim lookup's (CLIENT -> slot S -> server I ADDR). Prints the new
@@ -34,6 +44,7 @@
 #       is GONE.
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -48,29 +59,26 @@ def short(server):
         return server
 
 
-# The module's mode -> mhsim's order for the same table (upstream mode with
-# mh-port hashes ports as sorted mode does, and all weights here are 1).
-ORDER_OF_MODE = {"sorted": "sorted", "upstream": "list"}
-
-
 def mhsim_table(mhsim, mode, service, listing):
-    """mhsim's table for a director: (slot -> server address list, json)."""
-    order = ORDER_OF_MODE[mode]
+    """mhsim's table for a director in the module's MODE (sorted or upstream,
+    the C module's): (slot -> server address list, json)."""
     with open(listing) as f:
-        text = f.read()
+        text = f.read().replace(" mhrs ", " mh ")
     out = subprocess.run(
-        [mhsim, "table", "--json", "--order", order, "--service", service, "-"],
+        [mhsim, "table", "--json", "--mode", mode, "--service", service, "-"],
         input=text, capture_output=True, text=True, check=True).stdout
     j = json.loads(out)
     names = {s["index"]: "%s:%d" % (s["addr"], s["port"]) for s in j["servers"]}
     return [names[t] for t in j["table"]], j, names
 
 
-def fingerprint(mhsim, mode, service, listing, proc):
+def fingerprint(mhsim, mode, service, listing, proc, c_module=False):
     """(fingerprint, None) or (fingerprint, why the module disagrees)."""
     slots, j, names = mhsim_table(mhsim, mode, service, listing)
     fp = hashlib.sha256(("\n".join(slots) + "\n").encode()).hexdigest()[:8]
     model = {names[s["index"]]: s["slots"] for s in j["servers"]}
+    if c_module:
+        return fp, None
 
     # The module's own view of the same service (mhsim reads its file).
     out = subprocess.run([mhsim, "proc", "--json", "--proc", proc, "--service", service],
@@ -91,18 +99,29 @@ def fingerprint(mhsim, mode, service, listing, proc):
     return fp, None
 
 
+def list_order(listing):
+    """The real servers of the listing's first service, in its order."""
+    servers, services = [], 0
+    with open(listing) as f:
+        for w in (line.split() for line in f):
+            if w and w[0] in ("TCP", "UDP", "SCTP", "FWM"):
+                services += 1
+            elif services == 1 and len(w) > 1 and w[0] == "->" and w[1][0].isdigit():
+                servers.append(w[1])
+    return servers
+
+
 def cmd_tables(mhsim, mode, service, d, tag, *ports):
     fps, why, orders = [], [], []
+    c_dirs = os.environ.get("DEMO_C_DIRECTORS", "").split()
     for dn in DIRECTORS:
         listing = "%s/%s.%s.list" % (d, tag, dn)
-        fp, problem = fingerprint(mhsim, mode, service, listing, "%s/%s.%s.proc" % (d, tag, dn))
+        fp, problem = fingerprint(mhsim, mode, service, listing, "%s/%s.%s.proc" % (d, tag, dn),
+                                  dn in c_dirs)
         fps.append(fp)
         if problem:
             why.append("%s: %s" % (dn, problem))
-        with open(listing) as f:
-            orders.append("%s %s" % (dn, " ".join(
-                short(w[1]) for w in (l.split() for l in f) if len(w) > 1 and w[0] == "->"
-                and w[1][0].isdigit())))
+        orders.append("%s %s" % (dn, " ".join(short(s) for s in list_order(listing))))
     same = len(set(fps)) == 1
     print("IPVS list order (newest first): " + " | ".join(orders))
     print("table fingerprints (mhsim, checked against /proc/net/ip_vs_mh): %s   identical: %s" % (
@@ -117,6 +136,7 @@ def cmd_tables(mhsim, mode, service, d, tag, *ports):
 
 
 def cmd_ports(mhsim, service, first, last, n, out1, out2, *listings):
+    # The contrast phase's tables (upstream mode; its lookups with mh-port).
     tables = [mhsim_table(mhsim, "upstream", service, l)[0] for l in listings]
     risky_slots = {i for i in range(len(tables[0])) if len({t[i] for t in tables}) > 1}
     first, last, n = int(first), int(last), int(n)
@@ -126,7 +146,7 @@ def cmd_ports(mhsim, service, first, last, n, out1, out2, *listings):
     with open(listings[0]) as f:
         text = f.read()
     out = subprocess.run(
-        [mhsim, "lookup", "--json", "--order", "list", "--service", service,
+        [mhsim, "lookup", "--json", "--mode", "upstream", "--mh-port", "--service", service,
          "--clients-file", out1 + ".all", "-"],
         input=text, capture_output=True, text=True, check=True).stdout
     risky = [x["input"] for x in json.loads(out)["lookups"] if x["slot"] in risky_slots]
@@ -371,6 +391,40 @@ def cmd_leave(d, tag, gone):
     return report(problems)
 
 
+def probe_answers(path):
+    """mhnet probe's answers: client -> server (or the error)."""
+    got = {}
+    with open(path) as f:
+        for line in f:
+            w = line.split()
+            if len(w) >= 2:
+                got[w[0]] = w[1] if len(w) == 2 else " ".join(w[1:])
+    return got
+
+
+def cmd_switch(d, tag):
+    before = probe_answers("%s/%s.before.got" % (d, tag))
+    after = probe_answers("%s/%s.after.got" % (d, tag))
+    with open("%s/%s.want" % (d, tag)) as f:
+        j = json.load(f)
+    want = {x["input"]: x for x in j["per_client"]}
+    moved = {c for c in want if before.get(c) != after.get(c)}
+    predicted = {c for c, x in want.items() if x["moved"]}
+    print("%d flows probed before and after: %d moved to another real server, mhsim "
+          "predicted %d (%.1f%%; estimated for any client %.1f%%)" % (
+              len(want), len(moved), len(predicted), 100.0 * len(predicted) / max(len(want), 1),
+              100.0 * (j["estimated_moved_fraction"] if j["estimated_moved_fraction"] is not None
+                       else j["changed_fraction"])))
+    problems = []
+    for c, x in sorted(want.items()):
+        if before.get(c) != x["before"] or after.get(c) != x["after"]:
+            problems.append("%s: %s -> %s, mhsim says %s -> %s" % (
+                c, before.get(c, "nobody"), after.get(c, "nobody"), x["before"], x["after"]))
+    if not predicted:
+        problems.append("mhsim predicted no flow moving: the switch proves nothing")
+    return report(problems, 8)
+
+
 def cmd_spread(d, tag, gone):
     got, want = {}, {}
     with open("%s/%s.got" % (d, tag)) as f:
@@ -402,6 +456,8 @@ def main(a):
         return cmd_tables(*a[1:])
     if a[:1] == ["after"] and len(a) == 5:
         return cmd_after(*a[1:])
+    if a[:1] == ["switch"] and len(a) == 3:
+        return cmd_switch(*a[1:])
     if a[:1] in (["leave"], ["spread"]) and len(a) == 4:
         return (cmd_leave if a[0] == "leave" else cmd_spread)(*a[1:])
     print("usage: see the head of demo.py", file=sys.stderr)

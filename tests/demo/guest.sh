@@ -25,7 +25,13 @@
 # (servers added in other orders, one deleted and re-added); the streams
 # come from client ports whose flows hash into the slots where the
 # list-order tables disagree (mhsim lookup), the worst case for list order.
-# The demo fails if phase 1 misbehaves, if the module's tables (per-server
+# Phase 3, a rolling upgrade from the in-tree C mh: the same history on
+# every director; d1 and d2 run the C module, d3 this one in upstream mode
+# (the test build named "mhrs" that tests/vm/run --alt-name-module leaves,
+# since one kernel holds one "mh"); streams survive the loss of d2 (C),
+# then of d3 (Rust); then d1 and d2 move to the Rust module, the fleet leaves upstream
+# mode, and the UDP flows that change server are exactly mhsim diff's.
+# The demo fails if phase 1 or 3 misbehaves, if the module's tables (per-server
 # slots in /proc/net/ip_vs_mh) differ from mhsim's, or if phase 2
 # unexpectedly shows identical tables; broken streams in phase 2 are
 # expected and reported.
@@ -161,7 +167,7 @@ route add default via 10.0.2.1"
 	for i in 1 2 3 4; do
 		ip netns exec "r$i" sysctl -qw $norp $vip || return 1
 		ip netns exec "r$i" "$MHNET" serve --id "$(rs "$i")" --tcp "0.0.0.0:$PORT" \
-			>"$OUT/serve-r$i.log" 2>&1 &
+			--udp "0.0.0.0:$PORT" >"$OUT/serve-r$i.log" 2>&1 &
 	done
 	for i in 1 2 3 4; do
 		wait_ready "$OUT/serve-r$i.log" 100 || return 1
@@ -206,19 +212,21 @@ configure() {
 	done
 }
 
-# tables ORDER [FIRST LAST]: each director's table fingerprint (mhsim's,
-# checked against the module's /proc/net/ip_vs_mh); with FIRST LAST, also
-# picks the streams' client ports ($OUT/clients.1, .2). 0: the three are
-# identical, 1: they differ, 2: the module and mhsim disagree.
+# tables MODE[:TAG] [FIRST LAST]: each director's table fingerprint
+# (mhsim's for the module's MODE, sorted or upstream, checked against the
+# module's /proc/net/ip_vs_mh; the files are named after TAG, by default
+# MODE); with FIRST LAST, also picks the streams' client ports
+# ($OUT/clients.1, .2). 0: the three are identical, 1: they differ, 2: the
+# module and mhsim disagree.
 tables() {
-	local order=$1 d rc
+	local mode=${1%%:*} order=${1#*:} d rc
 	shift
 	for d in $DIRECTORS; do
 		ip netns exec "$d" ipvsadm -Ln --nosort >"$OUT/$order.$d.list"
 		mapfile -t lines <"/proc/${HOLDER[$d]}/net/ip_vs_mh"
 		printf '%s\n' "${lines[@]}" >"$OUT/$order.$d.proc"
 	done
-	demo tables "$MHSIM" "$order" "tcp:$VIP:$PORT" "$OUT" "$order" ${1:+"$@" "$N"} >"$OUT/$order.tables"
+	demo tables "$MHSIM" "$mode" "tcp:$VIP:$PORT" "$OUT" "$order" ${1:+"$@" "$N"} >"$OUT/$order.tables"
 	rc=$?
 	sed 's/^/  /' "$OUT/$order.tables"
 	return $rc
@@ -332,6 +340,127 @@ leave() {
 	return $rc
 }
 
+# ---- the rolling upgrade from the in-tree C mh ----------------------------------
+
+# configure_fleet SCHED1 SCHED2 SCHED3: on every director a TCP service on
+# VIP:PORT with mh-port (the streams) and a UDP one without (the port is
+# not hashed in upstream mode: leaving it moves most flows), both with
+# flag-3; director dK with scheduler SCHEDK, the real servers added in the
+# same order everywhere (C directors agree only if their histories do).
+# (ipvsadm knows mh-port by that name only for a scheduler named mh:
+# flag-2 is the same bit.)
+configure_fleet() {
+	local d k=1 i r s p
+	for d in $DIRECTORS; do
+		s=${!k}
+		r="-C"$'\n'
+		for p in "t -b flag-2,flag-3" "u -b flag-3"; do
+			r+="-A -${p%% *} $VIP:$PORT -s $s ${p#* }"$'\n'
+			for i in 1 2 3 4; do r+="-a -${p%% *} $VIP:$PORT -r $(rs "$i") -g -w 1"$'\n'; done
+		done
+		ip netns exec "$d" ipvsadm -R <<<"$r" || { echo "$d: ipvsadm -R failed"; return 1; }
+		k=$((k + 1))
+	done
+}
+
+# edit_fleet t|u ARGS...: ipvsadm -E ARGS on the TCP or UDP service of
+# every director.
+edit_fleet() {
+	local d p=$1
+	shift
+	for d in $DIRECTORS; do
+		ip netns exec "$d" ipvsadm -E -"$p" "$VIP:$PORT" "$@" || return 1
+	done
+}
+
+# wait_modes MODE: until both services of every director have a table in
+# MODE (a flag-3 edit reaches the module with the next packet: probe flows
+# meanwhile), 30 rounds at most.
+wait_modes() {
+	local mode=$1 d p ok i
+	for i in $(seq 30); do
+		ok=1
+		for d in $DIRECTORS; do
+			for p in tcp udp; do
+				[ "$(proc_json "$d" --service "$p:$VIP:$PORT" 2>/dev/null | jq -r '.services[0].mode')" = "$mode" ] || ok=0
+			done
+		done
+		[ "$ok" = 1 ] && return 0
+		seq $((49001 + i * 20)) $((49020 + i * 20)) | sed 's/^/10.0.1.2:/' >"$OUT/nudge.clients"
+		for p in tcp udp; do
+			ip netns exec c "$MHNET" probe --proto "$p" --target "$VIP:$PORT" --clients "$OUT/nudge.clients" \
+				--parallel 4 >/dev/null 2>&1
+		done
+	done
+	return 1
+}
+
+# upgrade: d1 and d2 run the in-tree C mh, d3 this module in upstream mode
+# (flag-3; registered as "mhrs" here, since C holds the name "mh" in this
+# one kernel); a C director, then the Rust one, is lost under streams. Then
+# d1 and d2 move to the Rust module, the fleet leaves upstream mode, and
+# the flows that move are mhsim's.
+upgrade() {
+	local ko alt=${MH_RUN:-}/alt/ip_vs_mh_rs.ko rc=0
+	ko=$(c_mh_ko)
+	[ -n "$ko" ] || { echo "  the in-tree ip_vs_mh.ko is not installed"; return 1; }
+	[ -f "$alt" ] || { echo "  no ip_vs_mh_rs.ko named mhrs ($alt): tests/vm/run --alt-name-module"; return 1; }
+	for d in $DIRECTORS; do ip netns exec "$d" ipvsadm -C; done
+	for _ in $(seq 20); do
+		rmmod ip_vs_mh_rs 2>/dev/null && break
+		sleep 0.5
+	done
+	insmod "$ko" && insmod "$alt" || { echo "  cannot load the C module and the Rust one named mhrs"; return 1; }
+	configure_fleet mh mh mhrs || return 1
+	DEMO_C_DIRECTORS="d1 d2" tables upstream:fleet
+	case $? in
+	0) ;;
+	1) echo "  the C directors' tables and the Rust one's differ"; rc=1 ;;
+	*) echo "  the Rust director's table and mhsim's disagree"; rc=1 ;;
+	esac
+	# Other client ports for each failover: no stream meets the connection
+	# entry of an earlier one.
+	seq 51001 $((51000 + N)) | sed 's/^/10.0.1.2:/' >"$OUT/up-c.ports"
+	# d2: the router's hash-threshold ECMP hands its flows to both others,
+	# the C d1 and the Rust d3.
+	DOWN=d2
+	echo "  d2 (C) goes down"
+	failover up-c "$OUT/up-c.ports" expect-ok || rc=1
+	seq 52001 $((52000 + N)) | sed 's/^/10.0.1.2:/' >"$OUT/up-rs.ports"
+	DOWN=d3
+	echo "  d3 (Rust, upstream mode) goes down"
+	failover up-rs "$OUT/up-rs.ports" expect-ok || rc=1
+	DOWN=d2
+
+	echo "  d1 and d2 move to the Rust module (ipvsadm -E -s mhrs), still in upstream mode; then every director leaves it (no flag-3)"
+	edit_fleet t -s mhrs -b flag-2,flag-3 && edit_fleet u -s mhrs -b flag-3 || rc=1
+	tables upstream:fleet-rust
+	[ $? = 0 ] || { echo "  the directors' tables differ, or differ from mhsim's, after the move to Rust"; rc=1; }
+	# New UDP flows before and after the switch (UDP: the same clients can
+	# be asked again once their entries have expired).
+	ipvs_udp_timeout=1
+	for d in $DIRECTORS; do ip netns exec "$d" ipvsadm --set 0 0 "$ipvs_udp_timeout"; done
+	seq 53001 53300 | sed 's/^/10.0.1.2:/' >"$OUT/switch.clients"
+	ip netns exec c "$MHNET" probe --proto udp --target "$VIP:$PORT" --clients "$OUT/switch.clients" \
+		--parallel 4 >"$OUT/switch.before.got" 2>"$OUT/switch.before.err"
+	ip netns exec d1 ipvsadm -Ln --nosort >"$OUT/switch.list"
+	sed -i 's/ mhrs / mh /' "$OUT/switch.list"
+	"$MHSIM" diff --json --service "udp:$VIP:$PORT" --before-mode upstream --after-mode sorted \
+		--before-file "$OUT/switch.list" --after-file "$OUT/switch.list" \
+		--clients-file "$OUT/switch.clients" >"$OUT/switch.want" || rc=1
+	edit_fleet t -s mhrs -b flag-2 && edit_fleet u -s mhrs || rc=1
+	wait_modes sorted || { echo "  a director's table is not in sorted mode 30 rounds after the switch"; rc=1; }
+	sleep $((ipvs_udp_timeout + 2))
+	ip netns exec c "$MHNET" probe --proto udp --target "$VIP:$PORT" --clients "$OUT/switch.clients" \
+		--parallel 4 >"$OUT/switch.after.got" 2>"$OUT/switch.after.err"
+	demo switch "$OUT" switch | sed 's/^/  /'
+	[ "${PIPESTATUS[0]}" = 0 ] || rc=1
+	for d in $DIRECTORS; do ip netns exec "$d" ipvsadm -C; done
+	rmmod ip_vs_mh_rs 2>/dev/null
+	rmmod ip_vs_mh 2>/dev/null
+	return $rc
+}
+
 # ---- the demo ----------------------------------------------------------------
 
 # Kernel messages below warnings stay off the console (bridge ports coming
@@ -376,6 +505,9 @@ else
 	failover upstream "$OUT/clients.2" contrast
 	echo "  (expected with list order: each director's table depends on its history, so a moved stream may meet another real server, which resets it)"
 fi
+
+echo "-- rolling upgrade from the in-tree C mh (the same history on every director, flag-3)"
+upgrade || bad "the rolling upgrade from the C module broke streams, or the switch to sorted mode moved other flows than mhsim's"
 
 for d in $DIRECTORS; do ip netns exec "$d" ipvsadm -C 2>/dev/null; done
 kill "${HOLDER[@]}" 2>/dev/null
