@@ -68,12 +68,12 @@ module! {
             default: crate::KERNEL_TABLE_SIZE,
             description: "Lookup table slots per service, one of the primes 251 509 1021 2039 4093 8191 16381 32749 65521 131071 (default: the size of the kernel's own ip_vs_mh, CONFIG_IP_VS_MH_TAB_INDEX)",
         },
-        upstream: u32 {
-            default: 0,
+        upstream: bool {
+            default: false,
             description: "1: every mh service in upstream mode, exactly as the in-tree C ip_vs_mh; 0 (default): only the services with the scheduler flag flag-3 (ipvsadm -b flag-3)",
         },
-        list_order: u32 {
-            default: 0,
+        list_order: bool {
+            default: false,
             description: "Old name of upstream (list order is part of upstream mode)",
         },
     },
@@ -260,19 +260,19 @@ impl Drop for MhPrivate {
 const SIZES_TEXT: &str = "251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071";
 
 // A parameter's value: Linux 7.3 returns it, 7.2 a reference to it.
-fn param(value: impl core::borrow::Borrow<u32>) -> u32 {
+fn param<T: Copy>(value: impl core::borrow::Borrow<T>) -> T {
     *value.borrow()
 }
 
 /// The `table_size` parameter, checked.
 fn module_size() -> Result<TableSize> {
-    TableSize::new(param(module_parameters::table_size.value())).ok_or(EINVAL)
+    TableSize::new(param::<u32>(module_parameters::table_size.value())).ok_or(EINVAL)
 }
 
 /// Whether `upstream=1` (or its old name `list_order=1`).
 fn module_upstream() -> bool {
-    param(module_parameters::upstream.value()) == 1
-        || param(module_parameters::list_order.value()) == 1
+    param::<bool>(module_parameters::upstream.value())
+        || param::<bool>(module_parameters::list_order.value())
 }
 
 /// The address a service hashes: IPv4 services hash the first four bytes,
@@ -927,19 +927,10 @@ impl kernel::Module for MhModule {
         let size = module_size().inspect_err(|_| {
             pr_err!(
                 "table_size={} is not a valid table size; use one of {}\n",
-                param(module_parameters::table_size.value()),
+                param::<u32>(module_parameters::table_size.value()),
                 SIZES_TEXT
             );
         })?;
-        for (name, value) in [
-            ("upstream", param(module_parameters::upstream.value())),
-            ("list_order", param(module_parameters::list_order.value())),
-        ] {
-            if value > 1 {
-                pr_err!("{}={} is not valid: use 0 or 1\n", name, value);
-                return Err(EINVAL);
-            }
-        }
         let net = PerNet::<NetServices>::register().inspect_err(|e| {
             pr_err!(
                 "cannot set up /proc/net/ip_vs_mh (error {})\n",

@@ -46,6 +46,24 @@ bad_size() {
 }
 check "invalid table_size fails the load with a message" bad_size
 
+# upstream and its old name list_order are booleans: the forms a modprobe.d
+# line of the bool list_order had still load; anything else does not.
+mode_params() {
+	local p
+	for p in list_order=Y list_order=n upstream=1 upstream=y; do
+		modprobe ip_vs_mh_rs "$p" || { echo "$p refused"; return 1; }
+		rmmod ip_vs_mh_rs || return 1
+	done
+	dmesg -C
+	if modprobe ip_vs_mh_rs upstream=2; then
+		rmmod ip_vs_mh_rs
+		echo "upstream=2 accepted"
+		return 1
+	fi
+	dmesg | grep -q "ip_vs_mh_rs.*upstream"
+}
+check "upstream and list_order take booleans (Y, n, 1, y), refuse 2" mode_params
+
 c_first() {
 	local ko
 	ko=$(c_mh_ko)

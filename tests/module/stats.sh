@@ -12,6 +12,7 @@ PROC() { ip netns exec "${1:-d}" cat /proc/net/ip_vs_mh; }
 S() { proc_get d "$SVC" ".$1"; }
 
 # The figures below are for 4093-slot tables, whatever the kernel's default.
+rmmod ip_vs_mh_rs 2>/dev/null
 modprobe ip_vs_mh_rs table_size=4093 || fail "cannot load ip_vs_mh_rs table_size=4093"
 topo_up 4
 serve_all 80 4
