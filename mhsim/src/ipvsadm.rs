@@ -140,12 +140,15 @@ fn parse_line(tokens: &[&str]) -> Result<Line, String> {
             "-s" | "--scheduler" => l.sched = Some(arg(i)?.to_string()),
             "-b" | "--sched-flags" => {
                 // ipvsadm prints "-b " with nothing after it when the only
-                // flags are ones it has no name for (flag-3, for mh).
+                // flags are ones it has no name for: for mh, whose flags 1
+                // and 2 it names mh-fallback and mh-port, that is flag-3
+                // alone (other schedulers get all three named).
                 match tokens.get(i + 1) {
                     Some(v) if !v.starts_with('-') => {
                         l.flags = v.split(',').map(str::to_string).collect();
                     }
                     _ => {
+                        l.flags = vec!["flag-3".to_string()];
                         i += 1;
                         continue;
                     }
@@ -571,9 +574,13 @@ TCP  10.0.0.1:81 mh
 
     #[test]
     fn scheduler_flags() {
-        // As ipvsadm prints them for mh, in both formats, and the generic
-        // names it accepts.
+        // As ipvsadm prints them for mh (flag-3 alone as a bare -b, with
+        // other flags not at all), and the generic names ipvsadm accepts
+        // (which hand-written input may have).
         for (input, bits) in [
+            ("-A -t 10.0.0.1:80 -s mh -b \n", FLAG3),
+            ("-A -t 10.0.0.1:80 -s mh -b -p 300\n", FLAG3),
+            ("-A -t 10.0.0.1:80 -s mh -b mh-port\n", FLAG2),
             ("-A -t 10.0.0.1:80 -s mh -b mh-fallback,mh-port,flag-3\n", 7),
             ("-A -t 10.0.0.1:80 -s mh -b flag-3\n", FLAG3),
             ("-A -t 10.0.0.1:80 -s mh -b flag-1,flag-2\n", FLAG1 | FLAG2),

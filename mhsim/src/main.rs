@@ -49,8 +49,12 @@ options:
   --size M             table size, one of 251 509 1021 2039 4093 8191 16381
                        32749 65521 131071 (default 4093)
   --mode sorted|upstream  how ip_vs_mh_rs serves the service (default: upstream
-                       for an ipvsadm service with flag-3, as the module does,
-                       sorted otherwise):
+                       for an ipvsadm service whose flags show flag-3, as the
+                       module does, sorted otherwise; ipvsadm does not name
+                       flag-3 for an mh service, except as a bare '-b' in
+                       'ipvsadm -Sn' when it is the only flag: for services
+                       in upstream mode give --mode upstream, as
+                       /proc/net/ip_vs_mh's mode column says):
                        sorted: current weights (weight 0: no slots), --order
                          (default sorted), client ports hashed as --port-hash
                          says (default always);
@@ -124,9 +128,9 @@ check: compare the kernel's tables with the configuration and the model,
   with) and slot count (model vs kernel) is compared, as is the set of
   servers. In mode 'upstream' a server drained to weight 0 keeps its slots
   at its table weight (as the C ip_vs_mh), and only a positive ipvsadm
-  weight is compared. A service with flag-3 in the ipvsadm input must be in
-  mode 'upstream' (proc format 3 on; without flag-3 the module's 'upstream'
-  parameter may still choose it). The size, mode and table weights come
+  weight is compared. A service whose flags in the ipvsadm input show
+  flag-3 (rarely: see --mode) must be in mode 'upstream' (proc format 3 on;
+  without flag-3 the module's 'upstream' parameter may still choose it). The size, mode and table weights come
   from the proc file: --size, --order, --mode and --last-weight are not for
   check. One line per service:
     OK PROTO ADDRESS size=M order=ORDER servers=N
