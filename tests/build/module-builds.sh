@@ -50,4 +50,12 @@ hooks_build() {
 	[ "$n" -gt 0 ]
 }
 check "the tests' build has them" hooks_build
+alt_build() {
+	local ko n
+	ko=$("$repo/scripts/build-module.sh" --alt-name "$kdir") || return 1
+	n=$("$repo/scripts/in-toolchain" strings "$ko" | grep -cx mhrs)
+	echo "scheduler name mhrs $n times in $ko"
+	[ "$n" -gt 0 ]
+}
+check "the test build named mhrs is (the check above can see the name)" alt_build
 finish

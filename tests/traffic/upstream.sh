@@ -55,7 +55,9 @@ unload_mh() {
 decide() {
 	local who=$1 vport=$2 clients=$3 vip=$VIP
 	case "$clients" in *U6*) vip=$VIP6 ;; esac
-	ip netns exec c python3 "$SPRAY" send veth-c "$MAC" "$vip" "$vport" "$clients" || return 1
+	# One CPU: the packets reach IPVS in the order sent, so that the
+	# overloaded-server scenario sees the same first flow under C and Rust.
+	ip netns exec c taskset -c 0 python3 "$SPRAY" send veth-c "$MAC" "$vip" "$vport" "$clients" || return 1
 	sleep 1
 	ip netns exec d python3 "$SPRAY" decisions "$vport" "$clients" | sort >"$TR/$who.got"
 	echo "$who: $(grep -vc ' NONE$' "$TR/$who.got") scheduled, $(grep -c ' NONE$' "$TR/$who.got") refused;" \
