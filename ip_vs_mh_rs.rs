@@ -301,6 +301,14 @@ fn server_addr(service_ipv6: bool, addr: IpAddr) -> Addr {
     hash_addr(service_ipv6, bytes)
 }
 
+/// A server's own address, which sorted mode orders servers by.
+fn own_addr(addr: IpAddr) -> Addr {
+    match addr {
+        IpAddr::V4(a) => Addr::V4(a.octets()),
+        IpAddr::V6(a) => Addr::V6(a.octets()),
+    }
+}
+
 /// Memory a rebuild works in, kept from one rebuild to the next in each
 /// namespace: the servers as the core takes them, their identities, the
 /// core's scratch arrays. IPVS makes a namespace's changes one at a time,
@@ -313,6 +321,9 @@ fn server_addr(service_ipv6: bool, addr: IpAddr) -> Addr {
 /// are slow (KASAN, kmemleak).
 struct Workspace {
     servers: KVVec<maglev::Server>,
+    /// The servers' own addresses (family first), which sorted mode orders
+    /// them by: a tunnel server's hashed address can equal another's.
+    keys: KVVec<Addr>,
     /// The servers' identities and table weights, in list order.
     idents: KVVec<(usize, i32)>,
     bitmap: KVVec<u64>,
@@ -327,6 +338,7 @@ impl Workspace {
     const fn new() -> Self {
         Workspace {
             servers: KVVec::new(),
+            keys: KVVec::new(),
             idents: KVVec::new(),
             bitmap: KVVec::new(),
             setup: KVVec::new(),
@@ -401,6 +413,7 @@ impl NetServices {
 fn build_table(
     size: TableSize,
     servers: &[maglev::Server],
+    keys: Option<&[Addr]>,
     order: Order,
     bitmap: &mut KVVec<u64>,
     setup: &mut KVVec<maglev::DestSetup>,
@@ -412,9 +425,10 @@ fn build_table(
     setup.resize(n, maglev::DestSetup::default(), GFP_KERNEL)?;
     scratch_order.resize(n, 0, GFP_KERNEL)?;
     let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
-    let stats = maglev::build_table(
+    let stats = maglev::build_table_keyed(
         size,
         servers,
+        keys,
         order,
         &mut slots,
         maglev::Scratch {
@@ -471,6 +485,7 @@ impl MhService {
     ) -> Result<Rebuilt, RebuildError> {
         let Workspace {
             servers,
+            keys,
             idents,
             bitmap,
             setup,
@@ -490,8 +505,10 @@ impl MhService {
         self.upstream
             .store(mode == Mode::Upstream, Ordering::Relaxed);
         servers.clear();
+        keys.clear();
         idents.clear();
         servers.reserve(n, GFP_KERNEL)?;
+        keys.reserve(n, GFP_KERNEL)?;
         idents.reserve(n, GFP_KERNEL)?;
         for entry in svc.dests() {
             let info = entry.info();
@@ -504,6 +521,7 @@ impl MhService {
                 },
                 GFP_KERNEL,
             )?;
+            keys.push(own_addr(info.addr), GFP_KERNEL)?;
             idents.push((entry.identity(), weight), GFP_KERNEL)?;
         }
         if self.serves(mode, idents) {
@@ -525,7 +543,15 @@ impl MhService {
                 GFP_KERNEL,
             )?)
         };
-        let (slots, stats) = build_table(self.size, servers, mode.order(), bitmap, setup, order)?;
+        let (slots, stats) = build_table(
+            self.size,
+            servers,
+            Some(keys),
+            mode.order(),
+            bitmap,
+            setup,
+            order,
+        )?;
         if let Some(table) = new.as_deref_mut() {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
@@ -1023,6 +1049,7 @@ mod tests {
             let (slots, stats) = super::build_table(
                 size,
                 &servers,
+                None,
                 ka.order,
                 &mut bitmap,
                 &mut setup,

@@ -507,10 +507,54 @@ pub const fn turns_for(weight: i32, gcd: u32, rshift: u32) -> u32 {
     }
 }
 
-/// Total order of servers for [`Order::Sorted`]: family, address bytes,
-/// port, then input position (so equal keys keep their input order).
-fn sorted_cmp(servers: &[Server], a: u16, b: u16) -> Ordering {
-    let key = |i: u16| servers.get(usize::from(i)).map(|s| (s.addr, s.port));
+/// Sorts `v` so that no element is `less` than one before it: a heap
+/// sort, which needs no memory, takes O(n log n) and, unlike the core
+/// library's sorts, has no panic path for a comparison that is not a total
+/// order (objtool, in the kernel, does not know that one as noreturn).
+fn heap_sort(v: &mut [u16], mut less: impl FnMut(u16, u16) -> bool) {
+    let n = v.len();
+    let mut sift = |v: &mut [u16], mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        let (Some(&c), Some(&r)) = (v.get(child), v.get(root)) else {
+            break;
+        };
+        let mut big = c;
+        if let Some(&c2) = v.get(child + 1) {
+            if child + 1 < end && less(c, c2) {
+                child += 1;
+                big = c2;
+            }
+        }
+        if !less(r, big) {
+            break;
+        }
+        v.swap(root, child);
+        root = child;
+    };
+    for root in (0..n / 2).rev() {
+        sift(v, root, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift(v, 0, end);
+    }
+}
+
+/// Total order of servers for [`Order::Sorted`]: family, address bytes
+/// (of `keys` if given, else the hashed address), port, then input position
+/// (so equal keys keep their input order).
+fn sorted_cmp(servers: &[Server], keys: Option<&[Addr]>, a: u16, b: u16) -> Ordering {
+    let key = |i: u16| {
+        let i = usize::from(i);
+        let addr = match keys {
+            Some(k) => k.get(i).copied(),
+            None => servers.get(i).map(|s| s.addr),
+        };
+        servers.get(i).map(|s| (addr, s.port))
+    };
     key(a).cmp(&key(b)).then(a.cmp(&b))
 }
 
@@ -559,6 +603,24 @@ pub fn build_table(
     table: &mut [u16],
     scratch: Scratch<'_>,
 ) -> Result<BuildStats, BuildError> {
+    build_table_keyed(size, servers, None, order, table, scratch)
+}
+
+/// [`build_table`], with [`Order::Sorted`] sorting the servers by `keys`
+/// (one per server: its own address, family first) and port instead of by
+/// the address it is hashed with. They differ for a server of the other
+/// family than its service's (a tunnel server): an IPv6 server of an IPv4
+/// service hashes its first four bytes, so two such servers can hash
+/// alike, and only their full addresses order them whatever their input
+/// order. `keys` shorter than `servers` is [`BuildError::ScratchLength`].
+pub fn build_table_keyed(
+    size: TableSize,
+    servers: &[Server],
+    keys: Option<&[Addr]>,
+    order: Order,
+    table: &mut [u16],
+    scratch: Scratch<'_>,
+) -> Result<BuildStats, BuildError> {
     let m = size.slots();
     let n = servers.len();
     if n > m as usize || n > MAX_SERVERS {
@@ -593,7 +655,10 @@ pub fn build_table(
             for (i, slot) in (0..n).zip(o.iter_mut()) {
                 *slot = u16::try_from(i).unwrap_or(EMPTY);
             }
-            o.sort_unstable_by(|&a, &b| sorted_cmp(servers, a, b));
+            if keys.is_some_and(|k| k.len() < n) {
+                return Err(BuildError::ScratchLength);
+            }
+            heap_sort(o, |a, b| sorted_cmp(servers, keys, a, b) == Ordering::Less);
             Some(o)
         }
     };

@@ -478,3 +478,68 @@ fn build_error_display() {
     assert!(!BuildError::TableLength.to_string().is_empty());
     assert!(!BuildError::ScratchLength.to_string().is_empty());
 }
+
+/// Sorted mode with keys: two servers that hash alike (the same hashed
+/// address and port, as two IPv6 tunnel servers of an IPv4 service whose
+/// first four bytes agree) get the same slots whatever their input order,
+/// ordered by their own addresses; without keys, by input position.
+#[test]
+fn keyed_sort_orders_servers_that_hash_alike() {
+    let sz = size(251);
+    let hashed = [
+        v4(0xfd00_0002, 80, 1),
+        v4(0xfd00_0002, 80, 2),
+        v4(0x0a00_020d, 80, 1),
+    ];
+    let own = |last: u8| {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&[0xfd, 0, 0, 2]);
+        b[15] = last;
+        Addr::V6(b)
+    };
+    let keys = [own(0x11), own(0x12), Addr::V4([10, 0, 2, 13])];
+    // Per server (by key) for an input order.
+    let build = |perm: [usize; 3], keyed: bool| -> Vec<(Addr, u32)> {
+        let servers: Vec<Server> = perm.iter().map(|&i| hashed[i]).collect();
+        let k: Vec<Addr> = perm.iter().map(|&i| keys[i]).collect();
+        let mut t = vec![EMPTY; sz.slots() as usize];
+        let mut bitmap = vec![0u64; sz.bitmap_words()];
+        let mut setup = vec![DestSetup::default(); 3];
+        let mut order = vec![0u16; 3];
+        maglev::build_table_keyed(
+            sz,
+            &servers,
+            keyed.then_some(&k[..]),
+            Order::Sorted,
+            &mut t,
+            Scratch {
+                bitmap: &mut bitmap,
+                setup: &mut setup,
+                order: &mut order,
+            },
+        )
+        .expect("built");
+        let mut counts = vec![0u32; 3];
+        count_slots(&t, &mut counts);
+        let mut per: Vec<(Addr, u32)> = k.into_iter().zip(counts).collect();
+        per.sort();
+        per
+    };
+    assert_eq!(build([0, 1, 2], true), build([1, 0, 2], true));
+    assert_ne!(build([0, 1, 2], false), build([1, 0, 2], false));
+    // Too few keys.
+    let mut t = vec![EMPTY; sz.slots() as usize];
+    let r = maglev::build_table_keyed(
+        sz,
+        &hashed,
+        Some(&keys[..2]),
+        Order::Sorted,
+        &mut t,
+        Scratch {
+            bitmap: &mut vec![0u64; sz.bitmap_words()],
+            setup: &mut [DestSetup::default(); 3],
+            order: &mut [0u16; 3],
+        },
+    );
+    assert_eq!(r, Err(BuildError::ScratchLength));
+}

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use maglev::{
-    build_table, count_slots, lookup, lookup_fallback, slot_of, turns_for, weight_gcd,
+    build_table_keyed, count_slots, lookup, lookup_fallback, slot_of, turns_for, weight_gcd,
     weight_rshift, Addr, BuildStats, DestSetup, Order, Scratch, Server, TableSize, EMPTY,
 };
 use serde_json::{json, Value};
@@ -199,9 +199,13 @@ pub(crate) fn build(input: &Input, size: TableSize, model: Model) -> Result<Buil
     let mut bitmap = vec![0u64; size.bitmap_words()];
     let mut setup = vec![DestSetup::default(); n];
     let mut perm = vec![0u16; n];
-    let stats = build_table(
+    // Sorted mode orders the servers by their own addresses, as the module
+    // does (a tunnel server's hashed address can equal another's).
+    let keys: Vec<Addr> = input.servers.iter().map(|s| s.addr).collect();
+    let stats = build_table_keyed(
         size,
         &hashed,
+        Some(&keys),
         model.order,
         &mut table,
         Scratch {

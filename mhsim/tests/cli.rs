@@ -1238,21 +1238,12 @@ OK SCTP 10.0.0.3:9 size=4093 order=sorted servers=0
     );
     // The IPv4 service's IPv6 real server is shown with its own address,
     // but hashed by its first 4 bytes (2001:0db8 = 32.1.13.184), as the C
-    // module does; here that puts it between the IPv4 servers in sorted
-    // order, which changes who gets the odd slot.
-    let slots = |first: &str| -> Vec<u64> {
-        let v = ok_json(
-            &[
-                "table",
-                "--json",
-                "--size",
-                "251",
-                first,
-                "10.1.0.7:80:1",
-                "40.0.0.1:80:1",
-            ],
-            None,
-        );
+    // module does; sorted mode orders it by its own address, after the IPv4
+    // servers (family first), not between them as its hashed address would.
+    let listed = |servers: &[&str]| -> Vec<u64> {
+        let mut args = vec!["table", "--json", "--size", "251", "--order", "list"];
+        args.extend(servers);
+        let v = ok_json(&args, None);
         v["servers"]
             .as_array()
             .expect("servers")
@@ -1260,8 +1251,11 @@ OK SCTP 10.0.0.3:9 size=4093 order=sorted servers=0
             .map(|s| s["slots"].as_u64().expect("slots"))
             .collect()
     };
-    let folded = slots("32.1.13.184:80:1");
-    let unfolded = slots("[2001:db8::7]:80:1");
+    // Per server in the proc file's order: the IPv6 one, 10.1.0.7, 40.0.0.1.
+    let s = listed(&["10.1.0.7:80:1", "40.0.0.1:80:1", "32.1.13.184:80:1"]);
+    let folded = vec![s[2], s[0], s[1]];
+    let s = listed(&["10.1.0.7:80:1", "32.1.13.184:80:1", "40.0.0.1:80:1"]);
+    let unfolded = vec![s[1], s[0], s[2]];
     assert_ne!(folded, unfolded);
     let d_lines = |c: &[u64]| {
         format!(

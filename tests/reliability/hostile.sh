@@ -65,17 +65,22 @@ many_services() {
 }
 check "1000 services x 10 real servers: all tables as the model says, all gone after ipvsadm -C" many_services
 
+# mixed_family FIRST SECOND: an IPv4 service with IPv6 real servers (IPVS
+# allows it with tunnelling), the two IPv6 ones added in the order given.
+# An IPv4 service hashes the first four bytes of an address, which both
+# IPv6 servers share: only their full addresses order them in sorted mode,
+# whatever order they were added in.
 mixed_family() {
 	ipvsadm -C
-	# An IPv4 service with IPv6 real servers: IPVS allows it with tunnelling.
 	ipvsadm -A -t 10.9.0.2:80 -s mh &&
-		ipvsadm -a -t 10.9.0.2:80 -r '[fd00:2::11]:80' -i &&
-		ipvsadm -a -t 10.9.0.2:80 -r '[fd00:2::12]:80' -i -w 2 &&
+		ipvsadm -a -t 10.9.0.2:80 -r "[fd00:2::$1]:80" -i -w "$3" &&
+		ipvsadm -a -t 10.9.0.2:80 -r "[fd00:2::$2]:80" -i -w "$4" &&
 		ipvsadm -a -t 10.9.0.2:80 -r 10.0.2.13:80 -i || return 1
 	grep '^[SD] ' /proc/net/ip_vs_mh
 	agree
 }
-check "IPv4 service with IPv6 real servers (tunnel): table as the model says" mixed_family
+check "IPv4 service with IPv6 real servers (tunnel): table as the model says" mixed_family 11 12 1 2
+check "the same, the IPv6 servers added the other way round" mixed_family 12 11 2 1
 
 reload_loop() {
 	local i
