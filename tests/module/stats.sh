@@ -120,8 +120,17 @@ fallbacks_counted() {
 	tail -n +2 /tmp/to-r1 | head -n 10 >/tmp/probe-r1
 	[ "$(wc -l </tmp/probe-r1)" = 10 ] || return 1
 	ip netns exec c "$MHNET" streams --target "$VIP" --clients /tmp/hold \
-		--duration-s 60 --ready-file /tmp/ready --stop-file /tmp/stop >/tmp/streams.log 2>&1 &
-	for _ in $(seq 100); do [ -f /tmp/ready ] && break; sleep 0.1; done
+		--duration-s 120 --ready-file /tmp/ready --stop-file /tmp/stop >/tmp/streams.log 2>&1 &
+	# r1 is overloaded once IPVS holds the stream's connection: wait for
+	# it (the debug kernel is slow to start a process), not for a guess.
+	local n=0
+	for _ in $(seq 600); do
+		[ -f /tmp/ready ] &&
+			n=$(ip netns exec d ipvsadm -Ln -t "$VIP" | awk '$2 == "10.0.2.11:80" { print $5 + $6 }') &&
+			[ "${n:-0}" -ge 1 ] && break
+		sleep 0.1
+	done
+	[ "${n:-0}" -ge 1 ] || { echo "the stream to 10.0.2.11 did not connect within 60 s: $(cat /tmp/streams.log)"; touch /tmp/stop; wait; return 1; }
 	local before after out
 	before=$(S fallbacks)
 	out=$(ip netns exec c "$MHNET" probe --proto tcp --target "$VIP" --clients /tmp/probe-r1 2>&1)
