@@ -275,8 +275,8 @@ unsafe extern "C" fn exit<T: NetState>(net: *mut raw::net) {
 fn drop_slot<T: NetState>(slot: &AtomicPtr<T>) {
     let ptr = slot.swap(ptr::null_mut(), Ordering::AcqRel);
     if !ptr.is_null() {
-        // SAFETY: Plain FFI call, process context (the pernet callbacks).
-        unsafe { raw::synchronize_rcu() };
+        // Process context (the pernet callbacks).
+        kernel::sync::rcu::synchronize_rcu();
         // SAFETY: The slot owned a reference from `Arc::into_raw`; it is
         // taken out once, by the swap above, and no reader can still be
         // borrowing it.

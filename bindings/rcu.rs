@@ -320,8 +320,7 @@ fn retire_node<T>(node: NonNull<RcuNode<T>>) {
 /// Waits until every value retired so far has been freed. Process context;
 /// the module calls it before it unloads.
 pub(crate) fn barrier() {
-    // SAFETY: Plain FFI call, process context.
-    unsafe { raw::rcu_barrier() };
+    rcu::rcu_barrier();
     #[cfg(mh_rs_test_hooks)]
     test_hooks::barrier();
 }
@@ -425,12 +424,10 @@ mod test_hooks {
     /// after `DELAY_GRACE_PERIODS` passes at most.
     pub(super) fn barrier() {
         while PENDING.load(Ordering::Relaxed) != 0 {
-            // SAFETY: Plain FFI call, process context (as `super::barrier`).
-            unsafe { super::raw::rcu_barrier() };
+            kernel::sync::rcu::rcu_barrier();
         }
         // The last callback counted itself freed before it freed the node:
         // wait until it has returned too.
-        // SAFETY: As above.
-        unsafe { super::raw::rcu_barrier() };
+        kernel::sync::rcu::rcu_barrier();
     }
 }
