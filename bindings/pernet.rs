@@ -244,10 +244,10 @@ unsafe extern "C" fn init<T: NetState>(net: *mut raw::net) -> c_int {
         return EINVAL.to_errno();
     };
     slot.store(Arc::into_raw(state).cast_mut(), Ordering::Release);
+    let name = T::PROC_NAME.as_char_ptr();
     // SAFETY: A live namespace; the name is a static C string; `show` matches
     // the seq_file show prototype.
-    let ret =
-        unsafe { raw::mh_rs_proc_net_create(net, T::PROC_NAME.as_char_ptr(), Some(show::<T>)) };
+    let ret = unsafe { raw::mh_rs_proc_net_create(net, name, Some(show::<T>)) };
     if ret < 0 {
         drop_slot(slot);
         return ret;
