@@ -256,6 +256,27 @@ impl Drop for MhPrivate {
     }
 }
 
+/// What limits the real servers of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// The table's slots: each server needs one (a larger `table_size`
+    /// names more).
+    Slots,
+    /// A slot's 2-byte server index, one value of which means empty
+    /// (tables above 65 535 slots; nothing names more).
+    Index,
+}
+
+/// The most real servers a table of `size` can name, and what sets it.
+fn server_limit(size: TableSize) -> (usize, Limit) {
+    let m = size.slots() as usize;
+    if m <= maglev::MAX_SERVERS {
+        (m, Limit::Slots)
+    } else {
+        (maglev::MAX_SERVERS, Limit::Index)
+    }
+}
+
 /// The valid `table_size` values, for messages.
 const SIZES_TEXT: &str = "251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071";
 
@@ -494,8 +515,7 @@ impl MhService {
         } = work;
         let n = svc.num_dests();
         let m = self.size.slots() as usize;
-        // Table slots hold 16-bit indices, one value of which means empty.
-        let limit = m.min(maglev::MAX_SERVERS);
+        let (limit, _) = server_limit(self.size);
         if n > limit {
             return Err(RebuildError::TooMany { servers: n, limit });
         }
@@ -663,7 +683,7 @@ impl MhService {
     /// message.
     fn log_too_many(&self, svc: &ServiceLocked<'_>, servers: usize, limit: usize, then: &str) {
         let slots = self.size.slots();
-        if usize::try_from(slots).is_ok_and(|m| limit < m) {
+        if server_limit(self.size).1 == Limit::Index {
             pr_err!(
                 "{}: {} real servers, but a service can have {} at most (a slot holds a 2-byte server index){}\n",
                 svc.name(),
@@ -1073,5 +1093,23 @@ mod tests {
         }
         assert_eq!(TableSize::default().slots(), 4093);
         assert!(Order::default() == Order::Sorted);
+    }
+
+    /// The server limit: the slots up to 65 521, the 2-byte index above
+    /// (65 534 servers at 131 071 slots, which the kernel log says is a hard
+    /// limit rather than a table size to raise).
+    #[test]
+    fn server_limits() -> Result {
+        use super::{server_limit, Limit};
+        for (m, limit, why) in [
+            (251, 251, Limit::Slots),
+            (4093, 4093, Limit::Slots),
+            (65521, 65521, Limit::Slots),
+            (131071, 65534, Limit::Index),
+        ] {
+            assert_eq!(server_limit(TableSize::new(m).ok_or(EINVAL)?), (limit, why));
+        }
+        assert_eq!(maglev::MAX_SERVERS, 65534);
+        Ok(())
     }
 }

@@ -95,6 +95,12 @@ too_many() {
 	dmesg | grep ip_vs_mh_rs
 	need dmesg_has "ip_vs_mh_rs: TCP $VIP:80: 252 real servers, but a table of 251 slots can name 251 at most" \
 		"the kernel log says why" || ok=1
+	# Said once: a 253rd server, and its removal, rebuild nothing and say
+	# nothing more while the service still has too many.
+	dmesg -C
+	ip netns exec d ipvsadm -a -t "$VIP:80" -r 10.0.2.11:1253 -m -w 1 || return 1
+	ip netns exec d ipvsadm -d -t "$VIP:80" -r 10.0.2.11:1253 || return 1
+	need not dmesg_has "real servers, but" "the kernel log says it once, not on every change" || ok=1
 	# Fresh flows follow the previous table (251 servers), among them flows
 	# that the table without 10.0.2.11:1001 will give to the 252nd server.
 	conf "$TR/now.conf"
