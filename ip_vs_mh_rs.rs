@@ -1095,6 +1095,53 @@ mod tests {
         assert!(Order::default() == Order::Sorted);
     }
 
+    /// A pointer dropped while it still publishes a value (its owner was
+    /// never shared, or is past its grace period: nothing can reach either)
+    /// frees that value at once, and what that value publishes in turn: no
+    /// RCU callback is queued from the drop, which may itself run in an RCU
+    /// callback, after the module's last barrier.
+    #[test]
+    fn unreachable_nested_values_free_at_once() -> Result {
+        use super::{RcuBox, RcuPtr, Unpublish, Unpublishing};
+        use core::sync::atomic::{AtomicUsize, Ordering};
+
+        static INNER_DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Inner;
+        impl Drop for Inner {
+            fn drop(&mut self) {
+                INNER_DROPS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        impl Unpublish for Inner {
+            fn unpublished<'a>(&'a self, _u: &mut Unpublishing<'a>) {}
+        }
+        struct Outer {
+            inner: RcuPtr<Inner>,
+        }
+        impl Unpublish for Outer {
+            fn unpublished<'a>(&'a self, u: &mut Unpublishing<'a>) {
+                u.retire(&self.inner);
+            }
+        }
+
+        let outer = RcuPtr::new();
+        let value = RcuBox::new(
+            Outer {
+                inner: RcuPtr::new(),
+            },
+            GFP_KERNEL,
+        )?;
+        assert!(value
+            .inner
+            .replace(Some(RcuBox::new(Inner, GFP_KERNEL)?))
+            .is_none());
+        assert!(outer.replace(Some(value)).is_none());
+        let before = INNER_DROPS.load(Ordering::Relaxed);
+        drop(outer);
+        assert_eq!(INNER_DROPS.load(Ordering::Relaxed), before + 1);
+        Ok(())
+    }
+
     /// The server limit: the slots up to 65 521, the 2-byte index above
     /// (65 534 servers at 131 071 slots, which the kernel log says is a hard
     /// limit rather than a table size to raise).

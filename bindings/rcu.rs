@@ -87,16 +87,20 @@ pub(super) trait Release {
 pub(crate) struct Unpublishing<'a> {
     /// The value's memory: the addresses of its inline fields.
     value: core::ops::Range<usize>,
+    /// No reader can reach the value any more (it is being freed): nor can
+    /// one reach what it publishes, which is then freed at once too.
+    unreachable: bool,
     /// At most this many sets per value.
     sets: [Option<&'a dyn Release>; 4],
     _invariant: PhantomData<fn(&'a ()) -> &'a ()>,
 }
 
 impl<'a> Unpublishing<'a> {
-    fn new<T>(value: &T) -> Self {
+    fn new<T>(value: &T, unreachable: bool) -> Self {
         let start = ptr::from_ref(value).addr();
         Unpublishing {
             value: start..start + core::mem::size_of::<T>(),
+            unreachable,
             sets: [None; 4],
             _invariant: PhantomData,
         }
@@ -121,16 +125,26 @@ impl<'a> Unpublishing<'a> {
         }
     }
 
-    /// Unpublishes the value `ptr` publishes and retires it.
+    /// Unpublishes the value `ptr` publishes and retires it: after a grace
+    /// period, or at once where the value being unpublished is itself
+    /// unreachable (then so is this one, which readers could only find
+    /// through it; and no RCU callback is queued from inside one, where
+    /// [`barrier`] may already have returned).
     pub(crate) fn retire<T: Unpublish>(&mut self, ptr: &'a RcuPtr<T>) {
         if let Some(old) = ptr.replace(None) {
-            old.retire();
+            if self.unreachable {
+                // SAFETY: Unreachable, as `self`'s value is (`self.unreachable`).
+                unsafe { old.free_unreachable() };
+            } else {
+                old.retire();
+            }
         }
     }
 
     /// Runs `value`'s hook, then gives back what it handed over.
-    fn run<T: Unpublish>(value: &T) {
-        let mut u = Unpublishing::new(value);
+    /// `unreachable`: no reader can reach `value` any more.
+    fn run<T: Unpublish>(value: &T, unreachable: bool) {
+        let mut u = Unpublishing::new(value, unreachable);
         value.unpublished(&mut u);
         for refs in u.sets.into_iter().flatten() {
             refs.release();
@@ -267,13 +281,28 @@ impl<T: Unpublish> Unpublished<T> {
     pub(crate) fn retire(self) {
         drop(self);
     }
+
+    /// Runs the hook and frees the value now.
+    ///
+    /// # Safety
+    ///
+    /// No reader may still hold a reference to the value: it was only
+    /// reachable through a value that is itself past its grace period, or
+    /// never published.
+    unsafe fn free_unreachable(self) {
+        let node = core::mem::ManuallyDrop::new(self).ptr;
+        // SAFETY: Owned (type invariant; `self` is forgotten) and leaked from
+        // a `KBox`; unreachable (caller).
+        let node = unsafe { KBox::from_raw(node.as_ptr()) };
+        Unpublishing::run(&node.value, true);
+    }
 }
 
 impl<T: Unpublish> Drop for Unpublished<T> {
     fn drop(&mut self) {
         // SAFETY: The node is live (type invariant) and only shared with
         // readers, which the hook takes `&self` for.
-        Unpublishing::run(&unsafe { self.ptr.as_ref() }.value);
+        Unpublishing::run(&unsafe { self.ptr.as_ref() }.value, false);
         retire_node(self.ptr);
     }
 }
@@ -383,13 +412,14 @@ impl<T: Unpublish> Drop for RcuPtr<T> {
         if let Some(node) = NonNull::new(node) {
             // The owner is being dropped, so no reader can reach this pointer
             // any more: either it was never shared, or the owner itself was
-            // retired and a grace period has passed. Unpublish and free now.
+            // retired and a grace period has passed. Unpublish and free now,
+            // with whatever it publishes itself (which is no more reachable).
             // (An owner that was published should have retired this pointer
             // in its own hook: here, in its RCU callback, references go back
             // too late for IPVS, see `DestRefs::release`.)
             // SAFETY: The node is owned (type invariant) and unreachable.
             let node = unsafe { KBox::from_raw(node.as_ptr()) };
-            Unpublishing::run(&node.value);
+            Unpublishing::run(&node.value, true);
         }
     }
 }
