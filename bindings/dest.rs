@@ -17,9 +17,10 @@
 use core::marker::PhantomData;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
 
 use super::raw;
 
@@ -59,9 +60,8 @@ unsafe fn read_info(dest: NonNull<raw::ip_vs_dest>) -> DestInfo {
         DestInfo {
             addr,
             port: u16::from_be((*d).port),
-            weight: AtomicI32::from_ptr(&raw mut (*d).weight.counter).load(Ordering::Relaxed),
-            last_weight: AtomicI32::from_ptr(&raw mut (*d).last_weight.counter)
-                .load(Ordering::Relaxed),
+            weight: Atomic::from_ptr(&raw mut (*d).weight.counter).load(Relaxed),
+            last_weight: Atomic::from_ptr(&raw mut (*d).last_weight.counter).load(Relaxed),
         }
     }
 }
@@ -255,9 +255,8 @@ impl Dest<'_> {
         // whole, like the C schedulers' plain reads.
         let (cflags, flags) = unsafe {
             (
-                AtomicUsize::from_ptr((&raw mut (*d).cflags).cast::<usize>())
-                    .load(Ordering::Relaxed),
-                AtomicU32::from_ptr((&raw mut (*d).flags).cast::<u32>()).load(Ordering::Relaxed),
+                Atomic::from_ptr((&raw mut (*d).cflags).cast::<usize>()).load(Relaxed),
+                Atomic::<u32>::from_ptr(&raw mut (*d).flags).load(Relaxed),
             )
         };
         cflags & super::DEST_CF_AVAILABLE != 0 && flags & super::DEST_F_OVERLOAD == 0
@@ -268,8 +267,7 @@ impl Dest<'_> {
     #[inline]
     pub(crate) fn weight(&self) -> i32 {
         // SAFETY: Valid by the type invariant; `weight` is an `atomic_t`.
-        unsafe { AtomicI32::from_ptr(&raw mut (*self.ptr.as_ptr()).weight.counter) }
-            .load(Ordering::Relaxed)
+        unsafe { Atomic::from_ptr(&raw mut (*self.ptr.as_ptr()).weight.counter) }.load(Relaxed)
     }
 
     /// The server object's identity, comparable with
