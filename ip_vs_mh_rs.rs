@@ -167,6 +167,16 @@ const REFUSALS: usize = 2;
 const RETRY_FIRST_MS: u32 = if cfg!(mh_rs_test_hooks) { 10_000 } else { 10 };
 const RETRY_MAX_MS: u32 = 5000;
 
+/// The tests' build only: a rebuild of a service on this virtual port holds
+/// its namespace's rebuild state for [`SLOW_REBUILD_MS`] before it starts,
+/// so that tests/reliability/rebuild-isolation.sh can show that a long
+/// rebuild holds up no other namespace. (Rebuilds run in process context,
+/// from IPVS's configuration calls or the retry work: they may sleep.)
+#[cfg(mh_rs_test_hooks)]
+const SLOW_REBUILD_PORT: u16 = 65001;
+#[cfg(mh_rs_test_hooks)]
+const SLOW_REBUILD_MS: i64 = 5000;
+
 /// The serving lookup table of one service.
 struct MhTable {
     /// The mode it was built in.
@@ -496,7 +506,12 @@ impl MhService {
     /// Builds a table for the service's current servers and publishes it.
     /// On error nothing changes: the previous table keeps serving.
     fn rebuild(&self, svc: &ServiceLocked<'_>, net: &NetServices) -> Result<Rebuilt, RebuildError> {
-        self.rebuild_in(svc, &mut net.workspace.lock())
+        let mut work = net.workspace.lock();
+        #[cfg(mh_rs_test_hooks)]
+        if self.name.port() == SLOW_REBUILD_PORT {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(SLOW_REBUILD_MS));
+        }
+        self.rebuild_in(svc, &mut work)
     }
 
     fn rebuild_in(

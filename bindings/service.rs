@@ -218,6 +218,17 @@ pub(crate) struct ServiceName {
     addr: IpAddr,
 }
 
+impl ServiceName {
+    /// The virtual port (0 for a firewall-mark service).
+    #[cfg_attr(
+        not(mh_rs_test_hooks),
+        expect(dead_code, reason = "only the tests' build asks")
+    )]
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 impl kernel::fmt::Display for ServiceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.fwmark != 0 {

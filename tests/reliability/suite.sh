@@ -5,7 +5,8 @@
 #   suite.sh [--soak-s S] [--segments K] [--seed N] [--min-rate R]
 #            [--netns-rounds N] [PART...]
 #
-# PARTs, in this order by default: hostile, faults, netns, soak. Then, after every
+# PARTs, in this order by default: hostile, faults, netns, isolation (a
+# long rebuild in one namespace holds up no other), soak. Then, after every
 # part: the module is unloaded and kmemleak must find no leak from IPVS or
 # the module. Kernel reports (KASAN, lockdep, RCU, WARN with panic_on_warn)
 # end or fail the run through the VM runner.
@@ -21,11 +22,11 @@ while [ $# -gt 0 ]; do
 	--seed) seed=$2; shift 2 ;;
 	--min-rate) min_rate=$2; shift 2 ;;
 	--netns-rounds) netns_rounds=$2; shift 2 ;;
-	hostile | faults | netns | soak) parts+=("$1"); shift ;;
+	hostile | faults | netns | isolation | soak) parts+=("$1"); shift ;;
 	*) echo "suite.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(hostile faults netns soak)
+[ ${#parts[@]} -gt 0 ] || parts=(hostile faults netns isolation soak)
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 kmemleak=/sys/kernel/debug/kmemleak
@@ -76,6 +77,9 @@ for part in "${parts[@]}"; do
 		;;
 	netns)
 		counted "$part" "$here/netns.sh" "$netns_rounds"
+		;;
+	isolation)
+		counted "$part" "$here/rebuild-isolation.sh"
 		;;
 	faults)
 		topo_up 4
