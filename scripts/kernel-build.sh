@@ -4,10 +4,13 @@
 # kernel/NAME.config, once, and print the build directory (an O= tree that
 # also holds the installed modules under mods/).
 #
-#   scripts/kernel-build.sh [test|debug]
+#   scripts/kernel-build.sh [test|debug|noproc]
 #
-# A fragment can ask for clang ("# mh-build: LLVM=1") and start from another
-# fragment ("# mh-build: include NAME"); the included lines come first.
+# A fragment can ask for clang ("# mh-build: LLVM=1"), start from another
+# fragment ("# mh-build: include NAME"; the included lines come first, and
+# a later line for the same option wins), and ask for a tree that only
+# builds modules ("# mh-build: prepare-only": `make modules_prepare`, no
+# kernel image, nothing to boot).
 #
 # The cache key covers the source package version, the fragment, the recipe
 # number (lib.sh) and the exact compiler/rustc/bindgen versions.
@@ -22,6 +25,8 @@ root=$(mh_toolchain_root)
 # LLVM=1 fragments ask for clang (KASAN together with Rust needs it).
 llvm=
 grep -q '^# mh-build: LLVM=1' "$frag" && llvm=LLVM=1
+prepare_only=
+grep -q '^# mh-build: prepare-only' "$frag" && prepare_only=1
 if [ -n "$includes" ]; then
 	# The whole fragment keeps the fragment's file name: the key hashes it.
 	mkdir -p "$MH_CACHE/build"
@@ -39,19 +44,27 @@ versions=$(grep -E '^(rustc|rust-src|bindgen|gcc-14|clang-19|lld-19) ' "$root/.m
 key=$(mh_hash "$src" "$frag" "recipe $MH_RECIPE_KERNEL" "$versions" "$llvm")
 out="$MH_CACHE/build/$name-$key"
 
+# The fragment's last line for each option (an included fragment's line
+# can be overridden by a later one).
+last_lines() {
+	awk '/^CONFIG_[A-Za-z0-9_]+=/ { o = $0; sub(/=.*/, "", o) }
+		/^# CONFIG_[A-Za-z0-9_]+ is not set$/ { o = $2 }
+		o != "" { if (!(o in line)) order[n++] = o; line[o] = $0; o = "" }
+		END { for (i = 0; i < n; i++) print line[order[i]] }' "$frag"
+}
 check_config() {
-	local line opt missing=0
-	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=*) opt=$line ;;
-		"# CONFIG_"*" is not set") opt=$line ;;
-		*) continue ;;
-		esac
-		if ! grep -qxF "$opt" "$out/.config"; then
-			printf '  fragment line lost in .config: %s\n' "$opt" >&2
-			missing=1
+	local opt missing=0
+	while IFS= read -r opt; do
+		# "Not set" holds too where the option is not even offered.
+		if [[ "$opt" == "# CONFIG_"*" is not set" ]]; then
+			local sym=${opt#"# "}
+			grep -q "^${sym%" is not set"}=" "$out/.config" || continue
+		elif grep -qxF "$opt" "$out/.config"; then
+			continue
 		fi
-	done <"$frag"
+		printf '  fragment line lost in .config: %s\n' "$opt" >&2
+		missing=1
+	done < <(last_lines)
 	[ "$missing" = 0 ] || die "the resolved .config dropped options of $frag (unmet dependencies?)"
 }
 
@@ -67,12 +80,24 @@ fi
 # tools and Rust objects record their absolute paths, so kbuild rebuilds
 # objtool and with it every object.)
 mkdir -p "$out"
-log "building the '$name' kernel in $out (once: about 15 minutes for the test kernel, 20 for the debug one, on 2 cores; later runs reuse it)"
 jobs=$(($(nproc) + 1))
+if [ -n "$prepare_only" ]; then
+	log "preparing the '$name' kernel tree for module builds in $out (once: about 3 minutes on 2 cores)"
+else
+	log "building the '$name' kernel in $out (once: about 15 minutes for the test kernel, 20 for the debug one, on 2 cores; later runs reuse it)"
+fi
 "$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm \
 	KCONFIG_ALLCONFIG="$frag" allnoconfig >&2
 check_config
 start=$(date +%s)
+if [ -n "$prepare_only" ]; then
+	"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm -j"$jobs" modules_prepare >&2 ||
+		die "modules_prepare failed (see above)"
+	log "kernel tree prepared in $(($(date +%s) - start)) s"
+	touch "$out/.mh-ready"
+	echo "$out"
+	exit 0
+fi
 "$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm -j"$jobs" >&2 ||
 	die "kernel build failed (see above)"
 rm -rf "$out/mods"

@@ -6,7 +6,9 @@
 #     files bindgen generated in the output directory, not beside its
 #     sources;
 #   - the package's build has none of the test-only code (Kbuild's
-#     MH_RS_TEST_HOOKS, MH_RS_ALT_NAME), the tests' build has it.
+#     MH_RS_TEST_HOOKS, MH_RS_ALT_NAME), the tests' build has it;
+#   - against a kernel without /proc (CONFIG_PROC_FS=n), the module builds
+#     and calls none of the kernel's /proc functions.
 #   tests/build/module-builds.sh KDIR
 set -u
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -58,4 +60,26 @@ alt_build() {
 	[ "$n" -gt 0 ]
 }
 check "the test build named mhrs is (the check above can see the name)" alt_build
+
+# Without CONFIG_PROC_FS the kernel's /proc functions are inline stubs and
+# the module makes no file (bindings/helpers.c): its build for such a tree
+# (the test kernel's configuration without /proc, prepared for module
+# builds only, kernel/noproc.config) references none of them, where the
+# build for Debian's kernel references both. (The tree has no
+# Module.symvers: modpost only warns about the kernel's symbols.)
+proc_calls() { "$repo/scripts/in-toolchain" nm -u "$1" | grep -cE ' (proc_create_net_single|remove_proc_entry)$' || true; }
+noproc_build() {
+	local tree with without
+	tree=$("$repo/scripts/kernel-build.sh" noproc) || return 1
+	grep -qx '# CONFIG_PROC_FS is not set' "$tree/.config" || { echo "$tree has CONFIG_PROC_FS"; return 1; }
+	mkdir -p "$tmp/noproc"
+	"$repo/scripts/in-toolchain" make -s -C "$tree" M="$tmp/src" MO="$tmp/noproc" \
+		KBUILD_MODPOST_WARN=1 modules 2>&1 | grep -v 'undefined!$' || true
+	[ -f "$tmp/noproc/ip_vs_mh_rs.ko" ] || { echo "no module built"; return 1; }
+	without=$(proc_calls "$tmp/noproc/ip_vs_mh_rs.ko")
+	with=$(proc_calls "$("$repo/scripts/build-module.sh" "$kdir")") || return 1
+	echo "/proc functions called: $without without CONFIG_PROC_FS, $with with it (Debian's kernel)"
+	[ "$without" = 0 ] && [ "$with" = 2 ]
+}
+check "the module builds for a kernel without /proc and calls no /proc function there" noproc_build
 finish
