@@ -17,10 +17,9 @@
 use core::marker::PhantomData;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use kernel::prelude::*;
-use kernel::sync::atomic::{Atomic, Relaxed};
 
 use super::raw;
 
@@ -60,8 +59,9 @@ unsafe fn read_info(dest: NonNull<raw::ip_vs_dest>) -> DestInfo {
         DestInfo {
             addr,
             port: u16::from_be((*d).port),
-            weight: Atomic::from_ptr(&raw mut (*d).weight.counter).load(Relaxed),
-            last_weight: Atomic::from_ptr(&raw mut (*d).last_weight.counter).load(Relaxed),
+            weight: AtomicI32::from_ptr(&raw mut (*d).weight.counter).load(Ordering::Relaxed),
+            last_weight: AtomicI32::from_ptr(&raw mut (*d).last_weight.counter)
+                .load(Ordering::Relaxed),
         }
     }
 }
@@ -255,8 +255,9 @@ impl Dest<'_> {
         // whole, like the C schedulers' plain reads.
         let (cflags, flags) = unsafe {
             (
-                Atomic::from_ptr((&raw mut (*d).cflags).cast::<usize>()).load(Relaxed),
-                Atomic::<u32>::from_ptr(&raw mut (*d).flags).load(Relaxed),
+                AtomicUsize::from_ptr((&raw mut (*d).cflags).cast::<usize>())
+                    .load(Ordering::Relaxed),
+                AtomicU32::from_ptr((&raw mut (*d).flags).cast::<u32>()).load(Ordering::Relaxed),
             )
         };
         cflags & super::DEST_CF_AVAILABLE != 0 && flags & super::DEST_F_OVERLOAD == 0
@@ -267,7 +268,8 @@ impl Dest<'_> {
     #[inline]
     pub(crate) fn weight(&self) -> i32 {
         // SAFETY: Valid by the type invariant; `weight` is an `atomic_t`.
-        unsafe { Atomic::from_ptr(&raw mut (*self.ptr.as_ptr()).weight.counter) }.load(Relaxed)
+        unsafe { AtomicI32::from_ptr(&raw mut (*self.ptr.as_ptr()).weight.counter) }
+            .load(Ordering::Relaxed)
     }
 
     /// The server object's identity, comparable with

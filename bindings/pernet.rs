@@ -18,13 +18,12 @@
 use core::cell::UnsafeCell;
 use core::marker::{PhantomData, PhantomPinned};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use kernel::ffi::{c_int, c_uint, c_void};
 use kernel::prelude::*;
 use kernel::seq_file::SeqFile;
 use kernel::str::CStr;
-use kernel::sync::atomic::{Acquire, Atomic, Full, Release};
 use kernel::sync::Arc;
 use kernel::types::Opaque;
 
@@ -146,13 +145,13 @@ unsafe impl Sync for PernetOps {}
 ///
 /// `net` must be a live namespace and `id` the slot number of a registered
 /// state, for as long as the reference is used.
-unsafe fn slot<T: NetState>(net: *mut raw::net, id: c_uint) -> Option<&'static Atomic<*mut T>> {
+unsafe fn slot<T: NetState>(net: *mut raw::net, id: c_uint) -> Option<&'static AtomicPtr<T>> {
     // SAFETY: `net` is a live namespace (caller); the slot exists for every
     // namespace while the state is registered, and is pointer-sized.
     let p = unsafe { raw::mh_rs_net_generic(net, id) };
     // SAFETY: A live, aligned, pointer-sized slot, only accessed atomically
     // by this module; it lives as long as the namespace (caller).
-    NonNull::new(p).map(|p| unsafe { Atomic::from_ptr(p.as_ptr().cast::<*mut T>()) })
+    NonNull::new(p).map(|p| unsafe { AtomicPtr::from_ptr(p.as_ptr().cast::<*mut T>()) })
 }
 
 impl<T: NetState> PerNet<T> {
@@ -209,7 +208,7 @@ impl<T: NetState> PerNet<T> {
         // `Registration::register`): no caller is left by then.
         let slot = unsafe { slot::<T>(net.ptr.as_ptr(), id) }?;
         ReadLock::with(|_| {
-            let ptr = NonNull::new(slot.load(Acquire))?;
+            let ptr = NonNull::new(slot.load(Ordering::Acquire))?;
             // SAFETY: A non-null slot holds a reference from `Arc::into_raw`;
             // `exit` takes it out, then waits for a grace period before it
             // drops it, and this read section began before that grace
@@ -244,7 +243,7 @@ unsafe extern "C" fn init<T: NetState>(net: *mut raw::net) -> c_int {
     let Some(slot) = (unsafe { slot::<T>(net, T::id().for_callbacks()) }) else {
         return EINVAL.to_errno();
     };
-    slot.store(Arc::into_raw(state).cast_mut(), Release);
+    slot.store(Arc::into_raw(state).cast_mut(), Ordering::Release);
     let name = T::PROC_NAME.as_char_ptr();
     // SAFETY: A live namespace; the name is a static C string; `show` matches
     // the seq_file show prototype.
@@ -273,8 +272,8 @@ unsafe extern "C" fn exit<T: NetState>(net: *mut raw::net) {
 
 /// Takes the reference out of a slot and drops it, once `PerNet::get`
 /// calls that may have read it are done. Process context.
-fn drop_slot<T: NetState>(slot: &Atomic<*mut T>) {
-    let ptr = slot.xchg(ptr::null_mut(), Full);
+fn drop_slot<T: NetState>(slot: &AtomicPtr<T>) {
+    let ptr = slot.swap(ptr::null_mut(), Ordering::AcqRel);
     if !ptr.is_null() {
         // Process context (the pernet callbacks).
         kernel::sync::rcu::synchronize_rcu();
@@ -298,7 +297,7 @@ unsafe extern "C" fn show<T: NetState>(seq: *mut raw::seq_file, _v: *mut c_void)
     let Some(slot) = (unsafe { slot::<T>(net, T::id().for_callbacks()) }) else {
         return 0;
     };
-    let ptr = slot.load(Acquire);
+    let ptr = slot.load(Ordering::Acquire);
     // SAFETY: The slot's reference is dropped only after the file is
     // removed, which waits for this reader.
     let Some(state) = (unsafe { ptr.as_ref() }) else {

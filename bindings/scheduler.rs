@@ -24,11 +24,11 @@
 use core::cell::UnsafeCell;
 use core::marker::{PhantomData, PhantomPinned};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
 use kernel::types::Opaque;
 use kernel::ThisModule;
 
@@ -243,11 +243,11 @@ impl<S: Scheduler> Drop for Registration<S> {
 /// # Safety
 ///
 /// `svc` must be a live service.
-unsafe fn sched_data(svc: *mut raw::ip_vs_service) -> &'static Atomic<*mut c_void> {
+unsafe fn sched_data(svc: *mut raw::ip_vs_service) -> &'static AtomicPtr<c_void> {
     // SAFETY: A live service's pointer-sized, aligned field, which IPVS itself
     // does not touch while a scheduler is bound; it lives as long as the
     // service, and callers use the reference only during a callback.
-    unsafe { Atomic::from_ptr(&raw mut (*svc).sched_data) }
+    unsafe { AtomicPtr::from_ptr(&raw mut (*svc).sched_data) }
 }
 
 /// The service's node, on the control path.
@@ -260,7 +260,7 @@ unsafe fn node_locked<'a, S: Scheduler>(svc: &ServiceLocked<'a>) -> Option<&'a S
     // SAFETY: Live; `sched_data` is written only by `init_service` and
     // `done_service`, under the mutex the caller holds.
     let data = unsafe { sched_data(svc.as_ptr()) }
-        .load(Relaxed)
+        .load(Ordering::Relaxed)
         .cast::<ServiceNode<S>>();
     // SAFETY: Null or the node `init_service` published for a service bound
     // to `S` (only `S`'s callbacks are installed in `S`'s registration), freed
@@ -333,7 +333,7 @@ unsafe extern "C" fn init_service<S: Scheduler>(svc: *mut raw::ip_vs_service) ->
     // INVARIANT: `sched_data` now points to a node of `S`, under the mutex.
     // (IPVS publishes the scheduler itself only after this returns.)
     // SAFETY: Live.
-    unsafe { sched_data(svc) }.store(data.as_ptr().cast(), Release);
+    unsafe { sched_data(svc) }.store(data.as_ptr().cast(), Ordering::Release);
     0
 }
 
@@ -366,7 +366,7 @@ unsafe extern "C" fn done_service<S: Scheduler>(svc: *mut raw::ip_vs_service) {
     // this; packets still being scheduled may read the node until a grace
     // period has passed, which retiring it waits for.
     // SAFETY: Live.
-    unsafe { sched_data(svc) }.store(ptr::null_mut(), Release);
+    unsafe { sched_data(svc) }.store(ptr::null_mut(), Ordering::Release);
     // SAFETY: `init_service` published the node with `into_published`; with
     // `sched_data` cleared no new reader finds it; it is taken back once.
     unsafe { Unpublished::from_published(data) }.retire();
@@ -473,7 +473,7 @@ unsafe extern "C" fn schedule<S: Scheduler>(
     // section, which lasts for this call.
     let lock = unsafe { ReadLock::assume() };
     // SAFETY: Live for the call, as IPVS calls it; `af` never changes.
-    let (data, af) = unsafe { (sched_data(svc).load(Acquire), (*svc).af) };
+    let (data, af) = unsafe { (sched_data(svc).load(Ordering::Acquire), (*svc).af) };
     // SAFETY: `sched_data` is null or the published node of a service bound
     // to `S`, retired only after a grace period, which `lock` holds off.
     let Some(node) = (unsafe { data.cast::<ServiceNode<S>>().as_ref() }) else {
