@@ -300,10 +300,14 @@ fn module_size() -> Result<TableSize> {
     TableSize::new(param::<u32>(module_parameters::table_size.value())).ok_or(EINVAL)
 }
 
-/// Whether `upstream=1` (or its old name `list_order=1`).
+/// Whether `upstream=1` (or its old name `list_order=1`), as read when the
+/// module was loaded (the parameters cannot change afterwards). The packet
+/// path asks on every decision: a parameter's value is read through an
+/// out-of-line call, this copy with one load.
+static MODULE_UPSTREAM: AtomicBool = AtomicBool::new(false);
+
 fn module_upstream() -> bool {
-    param::<bool>(module_parameters::upstream.value())
-        || param::<bool>(module_parameters::list_order.value())
+    MODULE_UPSTREAM.load(Ordering::Relaxed)
 }
 
 /// The address a service hashes: IPv4 services hash the first four bytes,
@@ -985,6 +989,12 @@ struct MhModule {
 
 impl kernel::Module for MhModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        // Before the scheduler is registered: no callback runs before this.
+        MODULE_UPSTREAM.store(
+            param::<bool>(module_parameters::upstream.value())
+                || param::<bool>(module_parameters::list_order.value()),
+            Ordering::Relaxed,
+        );
         let size = module_size().inspect_err(|_| {
             pr_err!(
                 "table_size={} is not a valid table size; use one of {}\n",
