@@ -13,6 +13,14 @@
 //! tables as long as it holds a reference on each, and must give the
 //! references back synchronously when it stops publishing them (see
 //! [`DestRefs::release`]).
+//!
+//! The fields IPVS changes while the packet path reads them (weights,
+//! flags) are read with `core`'s atomics through `from_ptr`, not with
+//! `kernel::sync::atomic`: in Linux 7.3 each operation of the latter is a
+//! call to an out-of-line C helper, and the packet path reads several per
+//! decision. On x86-64 a `Relaxed` load is the single move `READ_ONCE()`
+//! is, which the kernel's memory model accepts for these plain and
+//! `atomic_t` fields.
 
 use core::marker::PhantomData;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
