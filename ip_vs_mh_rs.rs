@@ -361,7 +361,6 @@ struct Workspace {
     keys: KVVec<Addr>,
     /// The servers' identities and table weights, in list order.
     idents: KVVec<(usize, i32)>,
-    bitmap: KVVec<u64>,
     setup: KVVec<maglev::DestSetup>,
     order: KVVec<u16>,
     /// Slots per server of the new table, for its records.
@@ -375,7 +374,6 @@ impl Workspace {
             servers: KVVec::new(),
             keys: KVVec::new(),
             idents: KVVec::new(),
-            bitmap: KVVec::new(),
             setup: KVVec::new(),
             order: KVVec::new(),
             counts: KVVec::new(),
@@ -450,13 +448,11 @@ fn build_table(
     servers: &[maglev::Server],
     keys: Option<&[Addr]>,
     order: Order,
-    bitmap: &mut KVVec<u64>,
     setup: &mut KVVec<maglev::DestSetup>,
     scratch_order: &mut KVVec<u16>,
 ) -> Result<(KVVec<u16>, maglev::BuildStats)> {
     let n = servers.len();
     // Shrinking keeps the capacity; only growth allocates.
-    bitmap.resize(size.bitmap_words(), 0, GFP_KERNEL)?;
     setup.resize(n, maglev::DestSetup::default(), GFP_KERNEL)?;
     scratch_order.resize(n, 0, GFP_KERNEL)?;
     let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
@@ -467,7 +463,6 @@ fn build_table(
         order,
         &mut slots,
         maglev::Scratch {
-            bitmap,
             setup,
             order: scratch_order,
         },
@@ -527,7 +522,6 @@ impl MhService {
             servers,
             keys,
             idents,
-            bitmap,
             setup,
             order,
             counts,
@@ -582,15 +576,8 @@ impl MhService {
                 GFP_KERNEL,
             )?)
         };
-        let (slots, stats) = build_table(
-            self.size,
-            servers,
-            Some(keys),
-            mode.order(),
-            bitmap,
-            setup,
-            order,
-        )?;
+        let (slots, stats) =
+            build_table(self.size, servers, Some(keys), mode.order(), setup, order)?;
         if let Some(table) = new.as_deref_mut() {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
@@ -1083,7 +1070,7 @@ mod tests {
     /// set of scratch arrays reused across sizes, as the workspace is.
     #[test]
     fn known_answers() -> Result {
-        let (mut bitmap, mut setup, mut order) = (KVVec::new(), KVVec::new(), KVVec::new());
+        let (mut setup, mut order) = (KVVec::new(), KVVec::new());
         for ka in maglev::KNOWN_ANSWERS.iter() {
             let size = TableSize::new(ka.size).ok_or(EINVAL)?;
             let n = ka.len();
@@ -1091,15 +1078,8 @@ mod tests {
             for i in 0..n {
                 servers.push(ka.server(i).ok_or(EINVAL)?, GFP_KERNEL)?;
             }
-            let (slots, stats) = super::build_table(
-                size,
-                &servers,
-                None,
-                ka.order,
-                &mut bitmap,
-                &mut setup,
-                &mut order,
-            )?;
+            let (slots, stats) =
+                super::build_table(size, &servers, None, ka.order, &mut setup, &mut order)?;
             assert_eq!(stats, ka.stats);
             assert_eq!(maglev::table_fingerprint(&slots), ka.fingerprint);
             assert_eq!(&slots[..8], &ka.first[..]);

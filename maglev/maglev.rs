@@ -85,6 +85,10 @@ pub struct TableSize {
     m1: NonZeroU32,
     /// Kernel table index, 8..=17.
     index: u32,
+    /// `u64::MAX / M + 1`, with which [`TableSize::reduce`] computes `% M`
+    /// by two multiplications instead of a division (Lemire, Kaser and
+    /// Kurz, "Faster remainder by direct computation", 2019).
+    inverse: u64,
 }
 
 /// The default size, checked when this file is compiled.
@@ -108,6 +112,7 @@ impl TableSize {
             m: nz,
             m1: nz1,
             index: FIRST_TABLE_INDEX.wrapping_add(i as u32),
+            inverse: (u64::MAX / nz.get() as u64).wrapping_add(1),
         })
     }
 
@@ -137,6 +142,15 @@ impl TableSize {
         self.m.get()
     }
 
+    /// `h % M`, exactly, for every `h` (the method is exact for 32-bit
+    /// dividends and divisors; the tests compare it with `%`).
+    #[inline]
+    pub const fn reduce(self, h: u32) -> u32 {
+        let low = self.inverse.wrapping_mul(h as u64);
+        // The high half of a 64 x 32-bit product is below M.
+        ((low as u128 * self.m.get() as u128) >> 64) as u32
+    }
+
     /// The kernel table index (8..=17) this size corresponds to.
     pub const fn index(self) -> u32 {
         self.index
@@ -146,11 +160,6 @@ impl TableSize {
     /// largest turn count fits in this many bits.
     pub const fn tab_bits(self) -> u32 {
         self.index / 2
-    }
-
-    /// Number of `u64` words the scratch bitmap needs: `ceil(M / 64)`.
-    pub const fn bitmap_words(self) -> usize {
-        (self.m.get() as usize).div_ceil(64)
     }
 }
 
@@ -252,8 +261,6 @@ impl DestSetup {
 
 /// Caller-provided working memory for [`build_table`].
 pub struct Scratch<'a> {
-    /// Bitmap of claimed slots: at least [`TableSize::bitmap_words`] words.
-    pub bitmap: &'a mut [u64],
     /// One entry per server, in population order: at least `servers.len()`.
     pub setup: &'a mut [DestSetup],
     /// Population order as indices into `servers`: at least
@@ -386,6 +393,7 @@ pub fn hsiphash(data: &[u8], key: &[u64; 2]) -> u32 {
 /// [`hsiphash`] of the four bytes of `value` as a little-endian machine
 /// stores them: what the kernel computes for `hsiphash(&v, sizeof(v), key)`
 /// with a `u32 v` on x86_64.
+#[inline]
 pub fn hsiphash_u32(value: u32, key: &[u64; 2]) -> u32 {
     Sip::new(key).finish((4u64 << 56) | u64::from(value))
 }
@@ -393,6 +401,7 @@ pub fn hsiphash_u32(value: u32, key: &[u64; 2]) -> u32 {
 /// The scheduler's hash of an address and port: [`hsiphash_u32`] of the
 /// wrapping sum `offset + port + addr.fold()` (port in host order, see
 /// [`Addr::fold`]).
+#[inline]
 pub fn hash_key(addr: &Addr, port: u16, key: &[u64; 2], offset: u32) -> u32 {
     let v = offset
         .wrapping_add(u32::from(port))
@@ -404,16 +413,19 @@ pub fn hash_key(addr: &Addr, port: u16, key: &[u64; 2], offset: u32) -> u32 {
 ///
 /// `port` is the client's port in host order when the service hashes ports
 /// (`mh-port`), and 0 otherwise.
+#[inline]
 pub fn slot_of(size: TableSize, addr: &Addr, port: u16) -> u32 {
-    hash_key(addr, port, &HASH1, 0) % size.m
+    size.reduce(hash_key(addr, port, &HASH1, 0))
 }
 
 /// The server index in the client's slot, or `None` if that slot is
 /// [`EMPTY`] or the table is too short to have it.
+#[inline]
 pub fn lookup(size: TableSize, table: &[u16], addr: &Addr, port: u16) -> Option<u16> {
     slot_entry(table, slot_of(size, addr, port))
 }
 
+#[inline]
 fn slot_entry(table: &[u16], slot: u32) -> Option<u16> {
     match table.get(slot as usize) {
         Some(&idx) if idx != EMPTY => Some(idx),
@@ -441,8 +453,8 @@ pub fn lookup_fallback(
     }
     for offset in 0..size.slots() {
         // Both terms are below M <= 2^17: the sum never wraps.
-        let roffset = offset.wrapping_add(first) % size.m;
-        let slot = hash_key(addr, port, &HASH1, roffset) % size.m;
+        let roffset = size.reduce(offset.wrapping_add(first));
+        let slot = size.reduce(hash_key(addr, port, &HASH1, roffset));
         let idx = slot_entry(table, slot)?;
         if available(idx) {
             return Some(idx);
@@ -543,6 +555,27 @@ fn heap_sort(v: &mut [u16], mut less: impl FnMut(u16, u16) -> bool) {
     }
 }
 
+/// Sorts `v` by `less` (a strict total order): in one pass when it is in
+/// order already, or in reverse order, as servers added in address order
+/// are (IPVS lists the newest first); by [`heap_sort`] otherwise.
+fn sort_order(v: &mut [u16], mut less: impl FnMut(u16, u16) -> bool) {
+    let pairs_are = |v: &[u16], less: &mut dyn FnMut(u16, u16) -> bool, forward: bool| {
+        v.windows(2).all(|w| match *w {
+            [a, b] if forward => less(a, b),
+            [a, b] => less(b, a),
+            _ => false,
+        })
+    };
+    if pairs_are(v, &mut less, true) {
+        return;
+    }
+    if pairs_are(v, &mut less, false) {
+        v.reverse();
+        return;
+    }
+    heap_sort(v, less);
+}
+
 /// Total order of servers for [`Order::Sorted`]: family, address bytes
 /// (of `keys` if given, else the hashed address), port, then input position
 /// (so equal keys keep their input order).
@@ -558,28 +591,19 @@ fn sorted_cmp(servers: &[Server], keys: Option<&[Addr]>, a: u16, b: u16) -> Orde
     key(a).cmp(&key(b)).then(a.cmp(&b))
 }
 
-fn bit_is_set(bitmap: &[u64], c: u32) -> bool {
-    match bitmap.get((c / 64) as usize) {
-        Some(w) => (w >> (c % 64)) & 1 != 0,
-        // Not reachable: the bitmap covers all M slots. Calling it taken
-        // keeps the slot (and the table) out of reach.
-        None => true,
-    }
-}
-
-fn set_bit(bitmap: &mut [u64], c: u32) {
-    if let Some(w) = bitmap.get_mut((c / 64) as usize) {
-        *w |= 1u64 << (c % 64);
-    }
-}
-
-/// Advances `ds` along its walk to the first unclaimed slot and returns it.
-/// The walk is a permutation of `0..m`, so while any slot is free one is
-/// found within `m` steps; `None` only if every slot is taken.
-fn next_free(ds: &mut DestSetup, bitmap: &[u64], m: u32) -> Option<u32> {
-    for _ in 0..m {
-        if !bit_is_set(bitmap, ds.perm) {
-            return Some(ds.perm);
+/// Advances `ds` along its walk to the first slot of `table` nobody has
+/// claimed yet ([`EMPTY`]) and returns it: the table being filled is its
+/// own map of claimed slots. Called only while some slot is free, so the
+/// walk finds one within `m` steps: it is a permutation of `0..m` (`m`
+/// prime, `1 <= skip < m`, `perm < m`, as `build_table_keyed` sets them up).
+/// `None` if the walk leaves the table (not reachable: it is `m` long).
+#[inline]
+fn next_free(ds: &mut DestSetup, table: &[u16], m: u32) -> Option<u32> {
+    loop {
+        match table.get(ds.perm as usize) {
+            Some(&EMPTY) => return Some(ds.perm),
+            Some(_) => {}
+            None => return None,
         }
         // perm and skip are below M <= 2^17: the sum never wraps.
         ds.perm = ds.perm.wrapping_add(ds.skip);
@@ -587,7 +611,6 @@ fn next_free(ds: &mut DestSetup, bitmap: &[u64], m: u32) -> Option<u32> {
             ds.perm -= m;
         }
     }
-    None
 }
 
 /// Fills `table` (length exactly `M`) with indices into `servers` (their
@@ -629,10 +652,6 @@ pub fn build_table_keyed(
     if table.len() != m as usize {
         return Err(BuildError::TableLength);
     }
-    let bitmap = scratch
-        .bitmap
-        .get_mut(..size.bitmap_words())
-        .ok_or(BuildError::ScratchLength)?;
     let setup = scratch
         .setup
         .get_mut(..n)
@@ -658,7 +677,7 @@ pub fn build_table_keyed(
             if keys.is_some_and(|k| k.len() < n) {
                 return Err(BuildError::ScratchLength);
             }
-            heap_sort(o, |a, b| sorted_cmp(servers, keys, a, b) == Ordering::Less);
+            sort_order(o, |a, b| sorted_cmp(servers, keys, a, b) == Ordering::Less);
             Some(o)
         }
     };
@@ -698,7 +717,6 @@ pub fn build_table_keyed(
     if g == 0 {
         return Ok(stats);
     }
-    bitmap.fill(0);
 
     let mut first_round = true;
     'fill: loop {
@@ -713,10 +731,10 @@ pub fn build_table_keyed(
                 stats.servers = stats.servers.wrapping_add(1);
             }
             for _ in 0..ds.turns {
-                let Some(c) = next_free(ds, bitmap, m) else {
+                // Some slot is free: fewer than M are filled.
+                let Some(c) = next_free(ds, table, m) else {
                     break 'fill;
                 };
-                set_bit(bitmap, c);
                 if let Some(slot) = table.get_mut(c as usize) {
                     *slot = value;
                 }

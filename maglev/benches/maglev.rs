@@ -32,7 +32,6 @@ fn bench_build(c: &mut Criterion) {
         for &n in &[3usize, 100, 1000] {
             let srv = servers(n);
             let mut table = vec![0u16; m as usize];
-            let mut bitmap = vec![0u64; size.bitmap_words()];
             let mut setup = vec![DestSetup::default(); n];
             let mut order = vec![0u16; n];
             for (name, ord) in [("list", Order::List), ("sorted", Order::Sorted)] {
@@ -47,7 +46,6 @@ fn bench_build(c: &mut Criterion) {
                                 ord,
                                 &mut table,
                                 Scratch {
-                                    bitmap: &mut bitmap,
                                     setup: &mut setup,
                                     order: &mut order,
                                 },
@@ -84,7 +82,6 @@ fn bench_lookup(c: &mut Criterion) {
         let size = TableSize::new(m).expect("size");
         let srv = servers(100);
         let mut table = vec![0u16; m as usize];
-        let mut bitmap = vec![0u64; size.bitmap_words()];
         let mut setup = vec![DestSetup::default(); srv.len()];
         build_table(
             size,
@@ -92,7 +89,6 @@ fn bench_lookup(c: &mut Criterion) {
             Order::List,
             &mut table,
             Scratch {
-                bitmap: &mut bitmap,
                 setup: &mut setup,
                 order: &mut [],
             },

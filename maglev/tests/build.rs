@@ -94,7 +94,6 @@ fn table_size_basics() {
         assert_eq!(s.slots(), m);
         assert_eq!(s.index(), 8 + i as u32);
         assert_eq!(s.tab_bits(), (8 + i as u32) / 2);
-        assert_eq!(s.bitmap_words(), (m as usize).div_ceil(64));
         assert_eq!(TableSize::from_index(8 + i as u32), Some(s));
     }
     for bad in [0, 1, 250, 252, 4092, 4094, 131072, u32::MAX] {
@@ -106,6 +105,35 @@ fn table_size_basics() {
     assert_eq!(TableSize::default(), size(4093));
     assert_eq!(size(4093).tab_bits(), 6);
     assert_eq!(Order::default(), Order::Sorted);
+}
+
+/// `reduce` is `% M` for every size: at the ends of the range, around
+/// multiples of M, and at a million pseudo-random values each.
+#[test]
+fn reduce_is_the_remainder() {
+    for &m in TABLE_SIZES.iter() {
+        let s = size(m);
+        let mut edges = vec![
+            0,
+            1,
+            m - 1,
+            m,
+            m + 1,
+            u32::MAX,
+            u32::MAX - 1,
+            u32::MAX / m * m,
+        ];
+        edges.extend((1..64).map(|k| (u32::MAX / 64 / m) * m * k));
+        edges.extend((1..64).map(|k| (u32::MAX / 64 / m) * m * k - 1));
+        for h in edges {
+            assert_eq!(s.reduce(h), h % m, "{h} % {m}");
+        }
+        let mut h = 0x9e37_79b9u32 ^ m;
+        for _ in 0..1_000_000 {
+            h = h.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            assert_eq!(s.reduce(h), h % m, "{h} % {m}");
+        }
+    }
 }
 
 #[test]
@@ -221,7 +249,6 @@ fn errors_leave_table_untouched() {
     // Short scratch, each part.
     let servers = &many[..5];
     let mut t = vec![0x1234u16; 251];
-    let mut bitmap = vec![0u64; sz.bitmap_words()];
     let mut setup = vec![DestSetup::default(); 5];
     let mut order = vec![0u16; 5];
     let r = build_table(
@@ -230,19 +257,6 @@ fn errors_leave_table_untouched() {
         Order::List,
         &mut t,
         Scratch {
-            bitmap: &mut bitmap[..sz.bitmap_words() - 1],
-            setup: &mut setup,
-            order: &mut order,
-        },
-    );
-    assert_eq!(r, Err(BuildError::ScratchLength));
-    let r = build_table(
-        sz,
-        servers,
-        Order::List,
-        &mut t,
-        Scratch {
-            bitmap: &mut bitmap,
             setup: &mut setup[..4],
             order: &mut order,
         },
@@ -254,7 +268,6 @@ fn errors_leave_table_untouched() {
         Order::Sorted,
         &mut t,
         Scratch {
-            bitmap: &mut bitmap,
             setup: &mut setup,
             order: &mut order[..4],
         },
@@ -262,7 +275,6 @@ fn errors_leave_table_untouched() {
     assert_eq!(r, Err(BuildError::ScratchLength));
     assert!(t.iter().all(|&v| v == 0x1234));
     // List order does not need the order scratch at all; longer scratch is fine.
-    let mut big_bitmap = vec![u64::MAX; 100];
     let mut big_setup = vec![DestSetup::default(); 50];
     let r = build_table(
         sz,
@@ -270,7 +282,6 @@ fn errors_leave_table_untouched() {
         Order::List,
         &mut t,
         Scratch {
-            bitmap: &mut big_bitmap,
             setup: &mut big_setup,
             order: &mut [],
         },
@@ -306,7 +317,6 @@ fn dirty_scratch_does_not_matter() {
     for order in [Order::List, Order::Sorted] {
         let (clean, _) = common::build(sz, &servers, order).expect("build");
         let mut t = vec![0u16; 2039];
-        let mut bitmap = vec![0xdead_beef_u64; sz.bitmap_words()];
         let (_, _, mut setup, _) = common::build_with_setup(sz, &servers, order);
         setup.reverse();
         let mut perm = vec![3u16; servers.len()];
@@ -316,7 +326,6 @@ fn dirty_scratch_does_not_matter() {
             order,
             &mut t,
             Scratch {
-                bitmap: &mut bitmap,
                 setup: &mut setup,
                 order: &mut perm,
             },
@@ -503,7 +512,6 @@ fn keyed_sort_orders_servers_that_hash_alike() {
         let servers: Vec<Server> = perm.iter().map(|&i| hashed[i]).collect();
         let k: Vec<Addr> = perm.iter().map(|&i| keys[i]).collect();
         let mut t = vec![EMPTY; sz.slots() as usize];
-        let mut bitmap = vec![0u64; sz.bitmap_words()];
         let mut setup = vec![DestSetup::default(); 3];
         let mut order = vec![0u16; 3];
         maglev::build_table_keyed(
@@ -513,7 +521,6 @@ fn keyed_sort_orders_servers_that_hash_alike() {
             Order::Sorted,
             &mut t,
             Scratch {
-                bitmap: &mut bitmap,
                 setup: &mut setup,
                 order: &mut order,
             },
@@ -536,7 +543,6 @@ fn keyed_sort_orders_servers_that_hash_alike() {
         Order::Sorted,
         &mut t,
         Scratch {
-            bitmap: &mut vec![0u64; sz.bitmap_words()],
             setup: &mut [DestSetup::default(); 3],
             order: &mut [0u16; 3],
         },

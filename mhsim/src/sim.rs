@@ -196,7 +196,6 @@ pub(crate) fn build(input: &Input, size: TableSize, model: Model) -> Result<Buil
         .map(|(s, &weight)| Server { weight, ..*s })
         .collect();
     let mut table = vec![EMPTY; m as usize];
-    let mut bitmap = vec![0u64; size.bitmap_words()];
     let mut setup = vec![DestSetup::default(); n];
     let mut perm = vec![0u16; n];
     // Sorted mode orders the servers by their own addresses, as the module
@@ -209,7 +208,6 @@ pub(crate) fn build(input: &Input, size: TableSize, model: Model) -> Result<Buil
         model.order,
         &mut table,
         Scratch {
-            bitmap: &mut bitmap,
             setup: &mut setup,
             order: &mut perm,
         },

@@ -24,7 +24,6 @@ pub(crate) fn build_into(
     order: Order,
     table: &mut [u16],
 ) -> Result<BuildStats, BuildError> {
-    let mut bitmap = vec![0u64; size.bitmap_words()];
     let mut setup = vec![DestSetup::default(); servers.len()];
     let mut perm = vec![0u16; servers.len()];
     build_table(
@@ -33,7 +32,6 @@ pub(crate) fn build_into(
         order,
         table,
         Scratch {
-            bitmap: &mut bitmap,
             setup: &mut setup,
             order: &mut perm,
         },
@@ -47,7 +45,6 @@ pub(crate) fn build_with_setup(
     order: Order,
 ) -> (Vec<u16>, BuildStats, Vec<DestSetup>, Vec<u16>) {
     let mut table = vec![0u16; size.slots() as usize];
-    let mut bitmap = vec![0u64; size.bitmap_words()];
     let mut setup = vec![DestSetup::default(); servers.len()];
     let mut perm = vec![0u16; servers.len()];
     let stats = build_table(
@@ -56,7 +53,6 @@ pub(crate) fn build_with_setup(
         order,
         &mut table,
         Scratch {
-            bitmap: &mut bitmap,
             setup: &mut setup,
             order: &mut perm,
         },
