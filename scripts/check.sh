@@ -59,7 +59,8 @@ step package tests/run package
 # The debug kernel (clang, KASAN, lockdep with PROVE_RCU, kmemleak, fault
 # injection, panic_on_warn): the module with its KUnit tests, then the
 # reliability suite (hostile configurations, every module allocation failed
-# in turn, namespace teardown, a short soak).
+# in turn, namespace teardown, a long rebuild in one namespace, a short
+# soak).
 wanted kunit && debug_kernel
 step kunit tests/run --kernel debug module
 # Upstream mode against the C module at a second table size (the debug
