@@ -32,11 +32,7 @@ modprobe ip_vs || exit 1
 rmmod ip_vs_mh_rs 2>/dev/null
 modprobe ip_vs_mh_rs table_size=131071 || exit 1
 for ns in a b; do
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link add dummy0 type dummy
-	ip -n "$ns" addr add 10.0.2.1/16 dev dummy0
-	ip -n "$ns" link set dummy0 up
+	bare_ns "$ns" 16 || exit 1
 done
 ip netns exec b ipvsadm -A -t 10.9.0.1:80 -s mh
 for i in 1 2 3 4; do ip netns exec b ipvsadm -a -t 10.9.0.1:80 -r "10.0.2.1$i:80" -m; done

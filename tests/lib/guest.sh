@@ -10,6 +10,17 @@ source "$MH_REPO/tests/lib/tally.sh"
 # The kernel's C modules directory and the in-tree C ip_vs_mh.
 c_mh_ko() { find "/lib/modules/$(uname -r)/kernel" -name 'ip_vs_mh.ko*' | head -n 1; }
 
+# bare_ns NS [PREFIX]: a namespace with only lo and a dummy interface
+# holding 10.0.2.1/PREFIX (default 24), which routes real servers'
+# addresses, for tests of the control path that send no traffic.
+bare_ns() {
+	ip netns add "$1" || return 1
+	ip -n "$1" link set lo up &&
+		ip -n "$1" link add dummy0 type dummy &&
+		ip -n "$1" addr add "10.0.2.1/${2:-24}" dev dummy0 &&
+		ip -n "$1" link set dummy0 up
+}
+
 # Netns topology used by the traffic tests:
 #   ns c   client, 10.0.1.2/24 and fd00:1::2/64, default route via d
 #   ns d   director, 10.0.1.1 + fd00:1::1 (client side), 10.0.2.1/24 +

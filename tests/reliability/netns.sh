@@ -35,11 +35,7 @@ users() { awk '$1 == "ip_vs_mh_rs" { print $3 }' /proc/modules; }
 # deleted and re-added.
 setup() {
 	local ns=$1 i
-	ip netns add "$ns" || return 1
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link add dummy0 type dummy
-	ip -n "$ns" addr add 10.0.2.1/24 dev dummy0
-	ip -n "$ns" link set dummy0 up
+	bare_ns "$ns" || return 1
 	{
 		echo "-A -t 10.9.0.1:80 -s mh"
 		echo "-A -u 10.9.0.1:53 -s mh"

@@ -26,11 +26,7 @@ modprobe -r ip_vs_mh_rs 2>/dev/null
 modprobe ip_vs_mh_rs || exit 1
 
 for ns in mh-ia mh-ib; do
-	ip netns add "$ns" || exit 1
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link add dummy0 type dummy
-	ip -n "$ns" addr add 10.0.2.1/24 dev dummy0
-	ip -n "$ns" link set dummy0 up
+	bare_ns "$ns" || exit 1
 	{
 		echo "-A -t 10.9.0.1:80 -s mh"
 		for i in 11 12 13 14; do echo "-a -t 10.9.0.1:80 -r 10.0.2.$i:80 -m"; done
