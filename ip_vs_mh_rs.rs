@@ -475,7 +475,7 @@ fn build_table(
 enum RebuildError {
     /// More real servers than a table can name: nothing to retry until the
     /// configuration changes.
-    TooMany { servers: usize, limit: usize },
+    TooMany { servers: usize },
     /// Out of memory, or the like: retried later.
     Failed(Error),
 }
@@ -530,7 +530,7 @@ impl MhService {
         let m = self.size.slots() as usize;
         let (limit, _) = server_limit(self.size);
         if n > limit {
-            return Err(RebuildError::TooMany { servers: n, limit });
+            return Err(RebuildError::TooMany { servers: n });
         }
 
         let ipv6 = svc.is_ipv6();
@@ -657,14 +657,9 @@ impl MhService {
             Err(e) => {
                 let first = !self.stale.swap(true, Ordering::Relaxed);
                 match e {
-                    RebuildError::TooMany { servers, limit } => {
+                    RebuildError::TooMany { servers } => {
                         if first {
-                            self.log_too_many(
-                                svc,
-                                servers,
-                                limit,
-                                "; the previous table keeps serving",
-                            );
+                            self.log_too_many(svc, servers, "; the previous table keeps serving");
                         }
                     }
                     RebuildError::Failed(e) => {
@@ -687,9 +682,10 @@ impl MhService {
     /// is too small (a larger `table_size` helps), or the service has more
     /// than a slot's 2-byte index can name (nothing helps). `then` ends the
     /// message.
-    fn log_too_many(&self, svc: &ServiceLocked<'_>, servers: usize, limit: usize, then: &str) {
+    fn log_too_many(&self, svc: &ServiceLocked<'_>, servers: usize, then: &str) {
         let slots = self.size.slots();
-        if server_limit(self.size).1 == Limit::Index {
+        let (limit, why) = server_limit(self.size);
+        if why == Limit::Index {
             pr_err!(
                 "{}: {} real servers, but a service can have {} at most (a slot holds a 2-byte server index){}\n",
                 svc.name(),
@@ -876,8 +872,8 @@ impl Scheduler for MhScheduler {
         // module's does (dropping `private` unlists the service).
         if let Err(e) = service.rebuild(svc, &private.net) {
             let e = match e {
-                RebuildError::TooMany { servers, limit } => {
-                    service.log_too_many(svc, servers, limit, "");
+                RebuildError::TooMany { servers } => {
+                    service.log_too_many(svc, servers, "");
                     EINVAL
                 }
                 RebuildError::Failed(e) => {

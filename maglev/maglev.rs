@@ -559,21 +559,19 @@ fn heap_sort(v: &mut [u16], mut less: impl FnMut(u16, u16) -> bool) {
 /// order already, or in reverse order, as servers added in address order
 /// are (IPVS lists the newest first); by [`heap_sort`] otherwise.
 fn sort_order(v: &mut [u16], mut less: impl FnMut(u16, u16) -> bool) {
-    let pairs_are = |v: &[u16], less: &mut dyn FnMut(u16, u16) -> bool, forward: bool| {
-        v.windows(2).all(|w| match *w {
-            [a, b] if forward => less(a, b),
-            [a, b] => less(b, a),
-            _ => false,
-        })
-    };
-    if pairs_are(v, &mut less, true) {
+    if in_order(v, &mut less) {
         return;
     }
-    if pairs_are(v, &mut less, false) {
+    if in_order(v, |a, b| less(b, a)) {
         v.reverse();
         return;
     }
     heap_sort(v, less);
+}
+
+/// Whether every element of `v` is `less` than the next.
+fn in_order(v: &[u16], mut less: impl FnMut(u16, u16) -> bool) -> bool {
+    v.windows(2).all(|w| matches!(*w, [a, b] if less(a, b)))
 }
 
 /// Total order of servers for [`Order::Sorted`]: family, address bytes
