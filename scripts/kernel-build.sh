@@ -94,16 +94,14 @@ if [ -n "$prepare_only" ]; then
 	"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm -j"$jobs" modules_prepare >&2 ||
 		die "modules_prepare failed (see above)"
 	log "kernel tree prepared in $(($(date +%s) - start)) s"
-	touch "$out/.mh-ready"
-	echo "$out"
-	exit 0
+else
+	"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm -j"$jobs" >&2 ||
+		die "kernel build failed (see above)"
+	rm -rf "$out/mods"
+	"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm \
+		INSTALL_MOD_PATH="$out/mods" modules_install >&2 ||
+		die "modules_install failed"
+	log "kernel built in $(($(date +%s) - start)) s"
 fi
-"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm -j"$jobs" >&2 ||
-	die "kernel build failed (see above)"
-rm -rf "$out/mods"
-"$MH_REPO/scripts/in-toolchain" make -s -C "$src" O="$out" $llvm \
-	INSTALL_MOD_PATH="$out/mods" modules_install >&2 ||
-	die "modules_install failed"
-log "kernel built in $(($(date +%s) - start)) s"
 touch "$out/.mh-ready"
 echo "$out"
