@@ -56,27 +56,55 @@ use bindings::scheduler::{Ctl, DestChange, Registration, Scheduler};
 use bindings::service::{SchedFlags, Service, ServiceLocked, ServiceName};
 use maglev::{Addr, Order, TableSize};
 
-module! {
-    type: MhModule,
-    name: "ip_vs_mh_rs",
-    authors: ["The ip_vs_mh_rs developers"],
-    description: "IPVS Maglev hashing scheduler (mh), in Rust",
-    license: "GPL",
-    alias: ["ip_vs_mh"],
-    params: {
-        table_size: u32 {
-            default: crate::KERNEL_TABLE_SIZE,
-            description: "Lookup table slots per service, one of the primes 251 509 1021 2039 4093 8191 16381 32749 65521 131071 (default: the size of the kernel's own ip_vs_mh, CONFIG_IP_VS_MH_TAB_INDEX)",
-        },
-        upstream: bool {
-            default: false,
-            description: "1: every mh service in upstream mode, exactly as the in-tree C ip_vs_mh; 0 (default): only the services with the scheduler flag flag-3 (ipvsadm -b flag-3)",
-        },
-        list_order: bool {
-            default: false,
-            description: "Old name of upstream (list order is part of upstream mode)",
-        },
+/// The module's declaration, with PARAMS after `table_size`.
+macro_rules! declare_module {
+    ($($params:tt)*) => {
+        module! {
+            type: MhModule,
+            name: "ip_vs_mh_rs",
+            authors: ["The ip_vs_mh_rs developers"],
+            description: "IPVS Maglev hashing scheduler (mh), in Rust",
+            license: "GPL",
+            alias: ["ip_vs_mh"],
+            params: {
+                table_size: u32 {
+                    default: crate::KERNEL_TABLE_SIZE,
+                    description: "Lookup table slots per service, one of the primes 251 509 1021 2039 4093 8191 16381 32749 65521 131071 (default: the size of the kernel's own ip_vs_mh, CONFIG_IP_VS_MH_TAB_INDEX)",
+                },
+                $($params)*
+            },
+        }
+    };
+}
+
+// `upstream` and `list_order` are booleans, which the kernel crate's
+// `module!` takes since Linux 7.3 (Kbuild detects it); before, C declares
+// them (bindings/helpers.c, with the same descriptions).
+#[cfg(mh_rs_rust_bool_params)]
+declare_module! {
+    upstream: bool {
+        default: false,
+        description: "1: every mh service in upstream mode, exactly as the in-tree C ip_vs_mh; 0 (default): only the services with the scheduler flag flag-3 (ipvsadm -b flag-3)",
     },
+    list_order: bool {
+        default: false,
+        description: "Old name of upstream (list order is part of upstream mode)",
+    },
+}
+#[cfg(not(mh_rs_rust_bool_params))]
+declare_module! {}
+
+/// Whether the module was loaded with `upstream=1` (or its old name
+/// `list_order=1`).
+fn upstream_param() -> bool {
+    #[cfg(mh_rs_rust_bool_params)]
+    let (upstream, list_order) = (
+        param::<bool>(module_parameters::upstream.value()),
+        param::<bool>(module_parameters::list_order.value()),
+    );
+    #[cfg(not(mh_rs_rust_bool_params))]
+    let (upstream, list_order) = (bindings::params::upstream(), bindings::params::list_order());
+    upstream || list_order
 }
 
 /// The table size of the kernel's own C `ip_vs_mh`
@@ -973,11 +1001,7 @@ struct MhModule {
 impl kernel::Module for MhModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         // Before the scheduler is registered: no callback runs before this.
-        MODULE_UPSTREAM.store(
-            param::<bool>(module_parameters::upstream.value())
-                || param::<bool>(module_parameters::list_order.value()),
-            Ordering::Relaxed,
-        );
+        MODULE_UPSTREAM.store(upstream_param(), Ordering::Relaxed);
         let size = module_size().inspect_err(|_| {
             pr_err!(
                 "table_size={} is not a valid table size; use one of {}\n",

@@ -263,6 +263,33 @@ void mh_rs_delayed_work_queue(struct delayed_work *dwork, unsigned int ms)
 	schedule_delayed_work(dwork, msecs_to_jiffies(ms));
 }
 
+/*
+ * Module parameters (bindings/params.rs): the two booleans, on kernels whose
+ * Rust module! has no bool type (Kbuild defines MH_RS_C_BOOL_PARAMS). The
+ * descriptions are those of ip_vs_mh_rs.rs's module!.
+ */
+#ifdef MH_RS_C_BOOL_PARAMS
+static bool upstream;
+module_param(upstream, bool, 0);
+MODULE_PARM_DESC(upstream,
+		 "1: every mh service in upstream mode, exactly as the in-tree C ip_vs_mh; 0 (default): only the services with the scheduler flag flag-3 (ipvsadm -b flag-3)");
+
+static bool list_order;
+module_param(list_order, bool, 0);
+MODULE_PARM_DESC(list_order,
+		 "Old name of upstream (list order is part of upstream mode)");
+
+bool mh_rs_param_upstream(void)
+{
+	return upstream;
+}
+
+bool mh_rs_param_list_order(void)
+{
+	return list_order;
+}
+#endif
+
 /* Time and hashing (bindings/mod.rs). */
 
 s64 mh_rs_boottime_seconds(void)

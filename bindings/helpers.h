@@ -75,6 +75,9 @@ void mh_rs_delayed_work_init(struct delayed_work *dwork,
 			     void (*func)(struct work_struct *work));
 void mh_rs_delayed_work_queue(struct delayed_work *dwork, unsigned int ms);
 
+bool mh_rs_param_upstream(void);
+bool mh_rs_param_list_order(void);
+
 s64 mh_rs_boottime_seconds(void);
 u32 mh_rs_kernel_hsiphash_u32(u32 value, u64 key0, u64 key1);
 

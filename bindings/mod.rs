@@ -18,7 +18,9 @@
 //!   period;
 //! - [`percpu`]: per-CPU counters;
 //! - [`pernet`]: per-network-namespace state with a `/proc/net` file;
-//! - [`work`]: delayed work items.
+//! - [`work`]: delayed work items;
+//! - `params`: the module's boolean parameters, where the kernel crate
+//!   cannot declare them (before Linux 7.3).
 //!
 //! The raw declarations are generated at build time by bindgen from the
 //! target kernel's headers (`generated.rs`); `layout.rs` holds the offsets
@@ -28,6 +30,8 @@
 
 pub(crate) mod dest;
 pub(crate) mod packet;
+#[cfg(not(mh_rs_rust_bool_params))]
+pub(crate) mod params;
 pub(crate) mod percpu;
 pub(crate) mod pernet;
 pub(crate) mod rcu;

@@ -276,7 +276,7 @@ fn drop_slot<T: NetState>(slot: &AtomicPtr<T>) {
     let ptr = slot.swap(ptr::null_mut(), Ordering::AcqRel);
     if !ptr.is_null() {
         // Process context (the pernet callbacks).
-        kernel::sync::rcu::synchronize_rcu();
+        super::rcu::synchronize_rcu();
         // SAFETY: The slot owned a reference from `Arc::into_raw`; it is
         // taken out once, by the swap above, and no reader can still be
         // borrowing it.

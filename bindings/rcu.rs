@@ -349,9 +349,35 @@ fn retire_node<T>(node: NonNull<RcuNode<T>>) {
 /// Waits until every value retired so far has been freed. Process context;
 /// the module calls it before it unloads.
 pub(crate) fn barrier() {
-    rcu::rcu_barrier();
+    rcu_barrier();
     #[cfg(mh_rs_test_hooks)]
     test_hooks::barrier();
+}
+
+/// Waits for every RCU callback queued so far to have run: the kernel
+/// crate's where it has one (Linux 7.3, Kbuild detects it), else the C
+/// function. Process context.
+fn rcu_barrier() {
+    #[cfg(mh_rs_rust_rcu_barrier)]
+    rcu::rcu_barrier();
+    #[cfg(not(mh_rs_rust_rcu_barrier))]
+    // SAFETY: No precondition but process context, which callers have.
+    unsafe {
+        raw::rcu_barrier()
+    };
+}
+
+/// Waits for a grace period: every RCU read section begun before has
+/// ended. The kernel crate's where it has one, as [`rcu_barrier`]. Process
+/// context.
+pub(crate) fn synchronize_rcu() {
+    #[cfg(mh_rs_rust_rcu_barrier)]
+    rcu::synchronize_rcu();
+    #[cfg(not(mh_rs_rust_rcu_barrier))]
+    // SAFETY: No precondition but process context, which callers have.
+    unsafe {
+        raw::synchronize_rcu()
+    };
 }
 
 /// An RCU-protected pointer to a value published by the control path.
@@ -454,10 +480,10 @@ mod test_hooks {
     /// after `DELAY_GRACE_PERIODS` passes at most.
     pub(super) fn barrier() {
         while PENDING.load(Ordering::Relaxed) != 0 {
-            kernel::sync::rcu::rcu_barrier();
+            super::rcu_barrier();
         }
         // The last callback counted itself freed before it freed the node:
         // wait until it has returned too.
-        kernel::sync::rcu::rcu_barrier();
+        super::rcu_barrier();
     }
 }
