@@ -26,9 +26,19 @@ key=$(mh_hash "$kdir" "test hooks $hooks")
 [ "$alt" = 1 ] && key=$(mh_hash "$kdir" "test hooks $hooks" "alt name")
 out="$MH_CACHE/module/$key"
 mkdir -p "$out"
-# The module's sources: what Kbuild and the crate need, nothing else.
+# The module's sources: what Kbuild and the crate need, nothing else. A
+# file is copied only if its content differs from the copy's, and then gets
+# the time of this copy: make rebuilds what it changes even when the
+# checkout it comes from is older than the objects of another's build.
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
 (cd "$MH_REPO" && tar -cf - Kbuild Makefile ip_vs_mh_rs.rs bindings maglev/maglev.rs scripts/check-kdir.sh) |
-	tar -C "$out" -xf -
+	tar -C "$stage" -xf -
+(cd "$stage" && find . -type f) | while read -r f; do
+	cmp -s "$stage/$f" "$out/$f" && continue
+	mkdir -p "$(dirname "$out/$f")"
+	cp "$stage/$f" "$out/$f"
+done
 make_target=module
 [ "$target" = clippy ] && make_target=clippy
 what=$make_target
