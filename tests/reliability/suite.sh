@@ -8,8 +8,8 @@
 # PARTs, in this order by default: hostile, faults, netns, isolation (a
 # long rebuild in one namespace holds up no other), soak. Then, after every
 # part: the module is unloaded and kmemleak must find no leak from IPVS or
-# the module. Kernel reports (KASAN, lockdep, RCU, WARN with panic_on_warn)
-# end or fail the run through the VM runner.
+# the module (on kernels with kmemleak). Kernel reports (KASAN, lockdep,
+# RCU, WARN with panic_on_warn) end or fail the run through the VM runner.
 source "$(dirname "$0")/../lib/guest.sh"
 export LC_ALL=C
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,10 +30,17 @@ done
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 kmemleak=/sys/kernel/debug/kmemleak
-[ -w "$kmemleak" ] || { echo "FAIL kmemleak is not available"; exit 1; }
-# Leaks from before the suite (boot) are not ours: scan once and forget them.
-echo scan >"$kmemleak"
-echo clear >"$kmemleak"
+# A kernel built with kmemleak (the debug kernel) must offer it; Debian's
+# kernels have none, and run the parts without the leak checks.
+if grep -qw kmemleak_alloc /proc/kallsyms; then
+	[ -w "$kmemleak" ] || { echo "FAIL kmemleak is built in but not available"; exit 1; }
+	# Leaks from before the suite (boot) are not ours: scan once and forget them.
+	echo scan >"$kmemleak"
+	echo clear >"$kmemleak"
+else
+	echo "SKIP leak checks: this kernel has no kmemleak"
+	kmemleak=
+fi
 modprobe ip_vs || exit 1
 modprobe -r ip_vs_mh_rs 2>/dev/null
 
@@ -51,6 +58,7 @@ no_leaks() {
 	ipvsadm -C
 	topo_down
 	rmmod ip_vs_mh_rs 2>/dev/null
+	[ -n "$kmemleak" ] || return 0
 	# kmemleak reports objects unreferenced for 5 s, in two scans.
 	sleep 6
 	echo scan >"$kmemleak"

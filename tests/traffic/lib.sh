@@ -213,25 +213,34 @@ probe_model() {
 }
 
 # wait_conns_gone CLIENTS: until the director has no connection entry left
-# from any client of CLIENTS (90 s at most), so that probing them again
-# creates the only entry of each flow. Two entries with the same key make
-# IPVS's lookups ambiguous, and Linux 7.3's resizable connection table does
-# not return the newest first: a SYN that reuses the 4-tuple of a closed
-# entry is rescheduled (conn_reuse_mode=1) but the old entry is only
-# expired by its timer, and until then the handshake's ACK can match it and
-# go to the old server (which answers with an RST; the new one stays in
-# SYN-RECV); the replies of a flow of another service from the same client
-# port to the same real server can match the old entry (and come back from
-# the wrong VIP port). Seen a few times per thousand reused 4-tuples; the
-# scheduler is not involved (it chose the model's server each time).
+# from any client of CLIENTS, so that probing them again creates the only
+# entry of each flow. Two entries with the same key make IPVS's lookups
+# ambiguous, and Linux 7.3's resizable connection table does not return the
+# newest first: a SYN that reuses the 4-tuple of a closed entry is
+# rescheduled (conn_reuse_mode=1) but the old entry is only expired by its
+# timer, and until then the handshake's ACK can match it and go to the old
+# server (which answers with an RST; the new one stays in SYN-RECV); the
+# replies of a flow of another service from the same client port to the
+# same real server can match the old entry (and come back from the wrong
+# VIP port). Seen a few times per thousand reused 4-tuples; the scheduler
+# is not involved (it chose the model's server each time).
+# The wait follows IPVS's own timers: 90 s at first, longer while an entry
+# left says (its expire column) that it goes later, 300 s at most; if they
+# are still there then, their states are printed.
 wait_conns_gone() {
-	local n=0
-	for _ in $(seq 180); do
-		n=$(ip netns exec d ipvsadm -Lnc | awk 'NR == FNR { want[$1] = 1; next } ($4 in want)' "$1" - | wc -l)
-		[ "$n" = 0 ] && return 0
+	local start=$SECONDS limit=90 left longest
+	while :; do
+		left=$(ip netns exec d ipvsadm -Lnc | awk 'NR == FNR { want[$1] = 1; next } ($4 in want)' "$1" -)
+		[ -z "$left" ] && return 0
+		longest=$(awk '{ split($2, t, ":"); s = t[1] * 60 + t[2]; if (s > m) m = s } END { print m + 0 }' <<<"$left")
+		[ $((SECONDS - start + longest + 5)) -le "$limit" ] || limit=$((SECONDS - start + longest + 5))
+		[ "$limit" -le 300 ] || limit=300
+		[ $((SECONDS - start)) -lt "$limit" ] || break
 		sleep 0.5
 	done
-	echo "$n connection entries of the clients in $1 still there after 90 s"
+	echo "$(wc -l <<<"$left") connection entries of the clients in $1 still there after $((SECONDS - start)) s; their states:"
+	awk '{ print $3 }' <<<"$left" | sort | uniq -c | sed 's/^/    /'
+	head -n 5 <<<"$left" | sed 's/^/    /'
 	return 1
 }
 
