@@ -10,18 +10,18 @@
 #   scripts/kernel-source.sh --fetch PACKAGE...             download .debs, print their paths
 source "$(dirname "$0")/lib.sh"
 
-# apt-get download of a package from the toolchain's suites into $MH_CACHE/dl;
+# apt-get download of a package from the toolchain's suites into $MH_DL;
 # prints the .deb's path. Used for the kernel source, image and headers.
 fetch_deb() {
 	local pkg=$1 deb
-	deb=$(ls "$MH_CACHE/dl/${pkg}_"*.deb 2>/dev/null | tail -n 1 || true)
+	deb=$(ls "$MH_DL/${pkg}_"*.deb 2>/dev/null | tail -n 1 || true)
 	if [ -z "$deb" ]; then
-		mkdir -p "$MH_CACHE/dl"
+		mkdir -p "$MH_DL"
 		log "downloading $pkg"
-		(cd "$MH_CACHE/dl" && "$MH_REPO/scripts/in-toolchain" sh -c \
+		(cd "$MH_DL" && "$MH_REPO/scripts/in-toolchain" sh -c \
 			'apt-get update -qq && apt-get download -qq "$1"' _ "$pkg") >&2 ||
 			die "cannot download $pkg"
-		deb=$(ls "$MH_CACHE/dl/${pkg}_"*.deb | tail -n 1)
+		deb=$(ls "$MH_DL/${pkg}_"*.deb | tail -n 1)
 	fi
 	echo "$deb"
 }

@@ -5,6 +5,8 @@
 #
 #   scripts/kernel.sh [NAME]        (default: the list's first kernel)
 #   scripts/kernel.sh --names       the kernels' names, one per line
+#   scripts/kernel.sh --entry NAME  its line's KIND and ARGUMENTS, nothing
+#                                   prepared
 #
 #   MH_K_NAME     the kernel's name in the list
 #   MH_K_IMAGE    the kernel image to boot
@@ -14,6 +16,7 @@
 #   MH_K_APPEND   what its command line needs besides the runner's own
 #   MH_K_HOOKS    1 if the module is built with its test hooks for it
 #   MH_K_INITRD   1 if it needs an initramfs for its virtio drivers
+#   MH_K_SUITE    the Debian suite of the toolchain its modules are built in
 source "$(dirname "$0")/lib.sh"
 
 list=$MH_REPO/kernel/kernels
@@ -22,14 +25,21 @@ if [ "${1:-}" = --names ]; then
 	entries | awk '{ print $1 }'
 	exit 0
 fi
+entry_only=
+[ "${1:-}" = --entry ] && { entry_only=1; shift; }
 name=${1:-$(entries | awk 'NR == 1 { print $1 }')}
-read -r _ kind a1 a2 < <(entries | awk -v n="$name" '$1 == n')
+read -r _ kind a1 a2 a3 < <(entries | awk -v n="$name" '$1 == n')
 [ -n "${kind:-}" ] || die "no kernel '$name' in kernel/kernels (one of: $(entries | awk '{ print $1 }' | xargs))"
+if [ -n "$entry_only" ]; then
+	echo "$kind $a1 ${a2:-} ${a3:-}"
+	exit 0
+fi
 
-append= hooks=0 initrd=0
+append= hooks=0 initrd=0 suite=$MH_SUITE
 case "$kind" in
 debian)
-	dir=$("$MH_REPO/scripts/debian-kernel.sh" "$a1" "$a2") || exit 1
+	suite=${a3:-trixie}
+	dir=$(MH_SUITE=$suite "$MH_REPO/scripts/debian-kernel.sh" "$a1" "$a2") || exit 1
 	image=$dir/vmlinuz modroot=$dir/image kdir=$(readlink -f "$dir/build") release=$a1
 	initrd=1
 	;;
@@ -49,4 +59,4 @@ build)
 esac
 printf 'MH_K_NAME=%q\nMH_K_IMAGE=%q\nMH_K_MODROOT=%q\nMH_K_RELEASE=%q\nMH_K_KDIR=%q\n' \
 	"$name" "$image" "$modroot" "$release" "$kdir"
-printf 'MH_K_APPEND=%q\nMH_K_HOOKS=%q\nMH_K_INITRD=%q\n' "$append" "$hooks" "$initrd"
+printf 'MH_K_APPEND=%q\nMH_K_HOOKS=%q\nMH_K_INITRD=%q\nMH_K_SUITE=%q\n' "$append" "$hooks" "$initrd" "$suite"

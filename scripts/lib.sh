@@ -9,11 +9,21 @@ set -euo pipefail
 
 MH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MH_CACHE=${MH_CACHE:-/var/cache/ip-vs-mh-rs}
-MH_SUITE=trixie
+# The Debian suite of the toolchain environment: trixie, unless a kernel of
+# kernel/kernels names another (sid's kernel is built with sid's rustc).
+MH_SUITE=${MH_SUITE:-trixie}
 # The kernel we target first: Debian's linux-source-7.3 from trixie-backports.
 MH_KSRC_PKG=linux-source-7.3
 MH_KVER_DEBIAN=7.3.4+deb13-amd64
-MH_RUSTC_WANT="1.85.1"
+# trixie's rustc, the one Debian's 7.2 and 7.3 kernels from trixie-backports
+# were built with (other suites: whatever they ship, which dkms-build.sh
+# checks against the kernel's).
+MH_RUSTC_WANT=
+[ "$MH_SUITE" != trixie ] || MH_RUSTC_WANT="1.85.1"
+# Where downloaded packages are kept: one directory per suite, as the same
+# package (linux-source-7.2) has other versions in other suites.
+MH_DL=$MH_CACHE/dl
+[ "$MH_SUITE" = trixie ] || MH_DL=$MH_CACHE/dl-$MH_SUITE
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
@@ -71,9 +81,19 @@ MH_RECIPE_TOOLCHAIN=1
 MH_RECIPE_KERNEL=1
 MH_RECIPE_DEBIAN=2
 
+# The toolchain environment's packages for $MH_SUITE, comma-separated: the
+# lines of scripts/toolchain.packages for every suite and those that name
+# this one.
+mh_toolchain_pkgs() {
+	awk -v suite="$MH_SUITE" '!/^[[:space:]]*(#|$)/ {
+		if (NF == 1) { print $1; next }
+		for (i = 2; i <= NF; i++) if ($i == suite) print $1
+	}' "$MH_REPO/scripts/toolchain.packages" | paste -sd, -
+}
+
 mh_toolchain_root() {
 	local key
-	key=$(mh_hash "$MH_SUITE" "$MH_REPO/scripts/toolchain.packages" "recipe $MH_RECIPE_TOOLCHAIN")
+	key=$(mh_hash "$MH_SUITE" "$(mh_toolchain_pkgs)" "recipe $MH_RECIPE_TOOLCHAIN")
 	echo "$MH_CACHE/toolchain-$MH_SUITE-$key/root"
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Create (once) the Debian trixie environment that holds the kernel's exact
-# Rust toolchain, qemu and the guest's user space, and print its path.
+# Create (once) the Debian environment (trixie, or $MH_SUITE) that holds the
+# kernel's exact Rust toolchain, qemu and the guest's user space, and print
+# its path.
 #
 # The host only needs mmdebstrap. The result is a directory under $MH_CACHE
 # keyed by the package list and this script; it is rebuilt when either changes.
@@ -11,24 +12,25 @@ root=$(mh_toolchain_root)
 mh_ready_root "$root" toolchain
 
 mirror=$(mh_debian_mirror)
-pkgs=$(grep -vE '^[[:space:]]*(#|$)' "$MH_REPO/scripts/toolchain.packages" | paste -sd, -)
+pkgs=$(mh_toolchain_pkgs)
+# A stable suite's backports (the kernels); sid has none.
+sources=("deb $mirror $MH_SUITE main")
+[ "$MH_SUITE" = sid ] || sources+=("deb $mirror $MH_SUITE-backports main")
 tmp="$root.tmp.$$"
 rm -rf "$tmp"
 mkdir -p "$(dirname "$root")"
 log "creating the $MH_SUITE toolchain in $root (about two minutes)"
 mmdebstrap --mode=root --variant=apt --quiet \
 	--include="$pkgs" \
-	"$MH_SUITE" "$tmp" \
-	"deb $mirror $MH_SUITE main" \
-	"deb $mirror $MH_SUITE-backports main" >&2 ||
+	"$MH_SUITE" "$tmp" "${sources[@]}" >&2 ||
 	die "mmdebstrap failed"
 
 # The kernel's Rust symbols are tied to one exact rustc: refuse anything else.
 have=$(chroot "$tmp" rustc --version)
-case "$have" in
-"rustc $MH_RUSTC_WANT "*) ;;
-*) rm -rf "$tmp"; die "the $MH_SUITE rustc is '$have', the kernel needs $MH_RUSTC_WANT" ;;
-esac
+if [ -n "$MH_RUSTC_WANT" ] && [[ "$have" != "rustc $MH_RUSTC_WANT "* ]]; then
+	rm -rf "$tmp"
+	die "the $MH_SUITE rustc is '$have', the kernel needs $MH_RUSTC_WANT"
+fi
 chroot "$tmp" dpkg-query -W -f '${Package} ${Version}\n' >"$tmp/.mh-versions"
 rm -rf "$root"
 mv "$tmp" "$root"
