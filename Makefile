@@ -5,6 +5,7 @@
 #   make [KDIR=<kernel build tree>]   build ip_vs_mh_rs.ko (default: running kernel)
 #   make clippy                       the same, linted by clippy with the kernel's lints
 #   make check                        every test (tests/README.md)
+#   make kernels                      the suites on every other Debian kernel (docs/kernels.md)
 #   make demo                         the live demo in a VM (Debian's stock kernel)
 #   make kernel [KERNEL=NAME]         prepare a kernel of kernel/kernels (default: Debian's)
 #   make vm CMD='uname -r'            run a command in a VM (KERNEL=NAME for another kernel)
@@ -23,7 +24,7 @@ CC_FLAG := $(if $(KERNEL_CC),$(if $(shell command -v $(KERNEL_CC)),CC=$(KERNEL_C
 endif
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(LLVM_FLAG) $(CC_FLAG)
 
-.PHONY: all modules module clippy clean modules_install kernel toolchain vm check demo bench
+.PHONY: all modules module clippy clean modules_install kernel toolchain vm check kernels demo bench
 
 all modules module:
 	@sh $(CURDIR)/scripts/check-kdir.sh $(KDIR) $(RUSTC)
@@ -51,6 +52,9 @@ vm:
 
 check:
 	scripts/check.sh
+
+kernels:
+	scripts/kernels-check.sh
 
 demo:
 	tests/demo/run

@@ -87,16 +87,19 @@ MHNET=${MHNET:-/tmp/mh-bin/mhnet}
 MHSIM=${MHSIM:-/tmp/mh-bin/mhsim}
 
 # serve_all PORT [COUNT]: mhnet real servers in r1..rCOUNT, TCP and UDP on
-# PORT, each naming itself by its IPv4 address and PORT.
+# PORT, named as ipvsadm names them: 10.0.2.(10+i):PORT on 0.0.0.0 and
+# [fd00:2::(10+i)]:PORT on [::].
 serve_all() {
 	local port=$1 count=${2:-4} i
 	for i in $(seq 1 "$count"); do
 		ip netns exec "r$i" "$MHNET" serve --id "10.0.2.$((10 + i)):$port" \
-			--tcp "0.0.0.0:$port" --udp "0.0.0.0:$port" \
-			--tcp "[::]:$port" --udp "[::]:$port" >"/tmp/serve-r$i-$port.log" 2>&1 &
+			--tcp "0.0.0.0:$port" --udp "0.0.0.0:$port" >"/tmp/serve-r$i-$port.log" 2>&1 &
+		ip netns exec "r$i" "$MHNET" serve --id "[fd00:2::$((10 + i))]:$port" \
+			--tcp "[::]:$port" --udp "[::]:$port" >"/tmp/serve6-r$i-$port.log" 2>&1 &
 	done
 	for i in $(seq 1 "$count"); do
 		wait_ready "/tmp/serve-r$i-$port.log" >/dev/null || true
+		wait_ready "/tmp/serve6-r$i-$port.log" >/dev/null || true
 	done
 }
 

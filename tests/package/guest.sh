@@ -5,14 +5,21 @@
 #
 #   guest.sh installed   ip-vs-mh-rs-dkms is installed: `ipvsadm -s mh` must
 #                        autoload the DKMS-built ip_vs_mh_rs although the
-#                        kernel ships the in-tree C ip_vs_mh, and a service
-#                        must schedule real TCP connections
+#                        kernel ships the in-tree C ip_vs_mh, and TCP and
+#                        UDP flows over IPv4 and IPv6 must reach the
+#                        servers the model (mhsim) names, before and after
+#                        a weight change
 #   guest.sh removed     the package is gone: `-s mh` loads the C ip_vs_mh
+#   guest.sh no-rust     the package is installed, but this kernel (trixie's
+#                        own, without Rust) was skipped by DKMS: `-s mh`
+#                        loads the C ip_vs_mh
+#   guest.sh fleet       as installed, with the binary module package
+#                        (ip-vs-mh-rs-modules-KVER) instead of DKMS
 #
-# Same helpers and traffic scenario as tests/module/smoke.sh.
+# Same helpers as tests/module/smoke.sh and stats.sh.
 source "$(dirname "$0")/../lib/guest.sh"
 
-mode=${1:?usage: $0 installed|removed}
+mode=${1:?usage: $0 installed|fleet|removed|no-rust}
 kver=$(uname -r)
 echo "kernel $kver"
 
@@ -43,30 +50,109 @@ traffic() {
 }
 
 case "$mode" in
-installed)
-	dkms_module() {
+installed | fleet)
+	# installed_module DIR: ip_vs_mh_rs for this kernel, in updates/DIR.
+	installed_module() {
 		local f
 		f=$(modinfo -n ip_vs_mh_rs) || return 1
 		echo "$f"
 		modinfo -F vermagic ip_vs_mh_rs
-		[[ "$f" == /lib/modules/$kver/updates/dkms/ip_vs_mh_rs.ko* ]] &&
+		[[ "$f" == /lib/modules/$kver/updates/$1/ip_vs_mh_rs.ko* ]] &&
 			[ "$(modinfo -F vermagic ip_vs_mh_rs | cut -d' ' -f1)" = "$kver" ]
 	}
-	check "the DKMS-built ip_vs_mh_rs is installed for $kver in updates/dkms" dkms_module
+	if [ "$mode" = installed ]; then
+		check "the DKMS-built ip_vs_mh_rs is installed for $kver in updates/dkms" installed_module dkms
+	else
+		check "the fleet package's ip_vs_mh_rs is installed for $kver" installed_module ip-vs-mh-rs
+	fi
 	check "ipvsadm -s mh autoloads ip_vs_mh_rs, not the in-tree ip_vs_mh" \
 		autoload ip_vs_mh_rs ip_vs_mh "ip_vs_mh_rs: IPVS scheduler 'mh' \(Maglev hashing, Rust\) registered"
-	check "ip_vs_mh_rs schedules 30 TCP connections over three real servers" traffic
+	# Four services (TCP and UDP, IPv4 and IPv6) over four real servers,
+	# one flow per client port, compared with the model flow by flow; then
+	# a weight change in each, and new client ports (an old flow's
+	# connection entry would keep its server).
+	# services_up: the four services, weights 1 to 4.
+	services_up() {
+		local svc p vip i
+		for svc in t:10.0.1.1 u:10.0.1.1 t:fd00:1::1 u:fd00:1::1; do
+			p=-${svc%%:*} vip=${svc#*:}
+			[[ "$vip" == *:* ]] && vip="[$vip]"
+			ip netns exec d ipvsadm -A "$p" "$vip:80" -s mh || return 1
+			for i in 1 2 3 4; do
+				if [[ "$vip" == *:* ]]; then
+					ip netns exec d ipvsadm -a "$p" "$vip:80" -r "[fd00:2::$((10 + i))]:80" -m -w "$i"
+				else
+					ip netns exec d ipvsadm -a "$p" "$vip:80" -r "10.0.2.$((10 + i)):80" -m -w "$i"
+				fi || return 1
+			done
+		done
+	}
+	# round FIRST_PORT: 200 flows per service from new client ports.
+	round() {
+		local port=$1 size=$2 proto rc=0
+		clients /tmp/pc4 10.0.1.2 "$port" 200
+		clients /tmp/pc6 fd00:1::2 "$port" 200
+		for proto in tcp udp; do
+			probe_vs_model "$proto-ipv4" "$proto" 10.0.1.1:80 /tmp/pc4 \
+				--service "$proto:10.0.1.1:80" --size "$size" || rc=1
+			probe_vs_model "$proto-ipv6" "$proto" "[fd00:1::1]:80" /tmp/pc6 \
+				--service "$proto:[fd00:1::1]:80" --size "$size" || rc=1
+		done
+		return $rc
+	}
+	as_model_in_topology() {
+		local svc p addr size rc=0 refs
+		services_up || return 1
+		# ip_vs_mh_rs serves them: it holds one reference per service.
+		refs=$(awk '$1 == "ip_vs_mh_rs" { print $3 }' /proc/modules)
+		echo "ip_vs_mh_rs in use by ${refs:-nothing}"
+		[ "${refs:-0}" = 4 ] || return 1
+		size=$(proc_get d tcp:10.0.1.1:80 .size)
+		echo "table size $size"
+		round 42001 "$size" || rc=1
+		for svc in "t:10.0.1.1:80" "u:10.0.1.1:80" "t:[fd00:1::1]:80" "u:[fd00:1::1]:80"; do
+			p=-${svc%%:*} addr=${svc#*:}
+			if [[ "$addr" == "["* ]]; then
+				ip netns exec d ipvsadm -e "$p" "$addr" -r "[fd00:2::12]:80" -m -w 5
+			else
+				ip netns exec d ipvsadm -e "$p" "$addr" -r 10.0.2.12:80 -m -w 5
+			fi || return 1
+		done
+		echo "after the weight change of the second server (2 -> 5):"
+		round 43001 "$size" || rc=1
+		return $rc
+	}
+	as_model() {
+		local rc
+		topo_up 4
+		serve_all 80 4
+		as_model_in_topology
+		rc=$?
+		ip netns exec d ipvsadm -C
+		topo_down
+		return $rc
+	}
+	check "TCP and UDP flows, IPv4 and IPv6, reach the model's servers before and after a weight change" as_model
 	unload() {
 		modprobe -r ip_vs_mh_rs && ! lsmod | grep -q '^ip_vs_mh_rs '
 	}
 	check "ip_vs_mh_rs unloads once no service uses it" unload
 	;;
-removed)
-	gone() {
-		! modinfo -n ip_vs_mh_rs 2>/dev/null && ! ls /usr/lib/modprobe.d/ip-vs-mh-rs.conf 2>/dev/null
-	}
-	check "no ip_vs_mh_rs module and no modprobe rule are left" gone
-	check "ipvsadm -s mh loads the in-tree ip_vs_mh again" \
+removed | no-rust)
+	if [ "$mode" = removed ]; then
+		gone() {
+			! modinfo -n ip_vs_mh_rs 2>/dev/null && ! ls /usr/lib/modprobe.d/ip-vs-mh-rs.conf 2>/dev/null
+		}
+		check "no ip_vs_mh_rs module and no modprobe rule are left" gone
+	else
+		skipped() {
+			! grep -q '^CONFIG_RUST=y' "/boot/config-$kver" &&
+				ls /usr/lib/modprobe.d/ip-vs-mh-rs.conf &&
+				! modinfo -n ip_vs_mh_rs 2>/dev/null
+		}
+		check "a kernel without Rust: the package's modprobe rule, no ip_vs_mh_rs for $kver" skipped
+	fi
+	check "ipvsadm -s mh loads the in-tree ip_vs_mh" \
 		autoload ip_vs_mh ip_vs_mh_rs "IPVS: \[mh\] scheduler registered"
 	# The C module hashes the source port only when asked to (-b mh-port).
 	check "the in-tree ip_vs_mh schedules 30 TCP connections (-b mh-port)" traffic -b mh-port
