@@ -71,19 +71,20 @@ installed | fleet)
 	# one flow per client port, compared with the model flow by flow; then
 	# a weight change in each, and new client ports (an old flow's
 	# connection entry would keep its server).
+	# The four services: ipvsadm's protocol flag and the virtual address.
+	services=("-t 10.0.1.1:80" "-u 10.0.1.1:80" "-t [fd00:1::1]:80" "-u [fd00:1::1]:80")
+	# server VIP I: real server I of the service at VIP, in its family.
+	server() {
+		if [[ "$1" == "["* ]]; then echo "[fd00:2::$((10 + $2))]:80"; else echo "10.0.2.$((10 + $2)):80"; fi
+	}
 	# services_up: the four services, weights 1 to 4.
 	services_up() {
 		local svc p vip i
-		for svc in t:10.0.1.1 u:10.0.1.1 t:fd00:1::1 u:fd00:1::1; do
-			p=-${svc%%:*} vip=${svc#*:}
-			[[ "$vip" == *:* ]] && vip="[$vip]"
-			ip netns exec d ipvsadm -A "$p" "$vip:80" -s mh || return 1
+		for svc in "${services[@]}"; do
+			read -r p vip <<<"$svc"
+			ip netns exec d ipvsadm -A "$p" "$vip" -s mh || return 1
 			for i in 1 2 3 4; do
-				if [[ "$vip" == *:* ]]; then
-					ip netns exec d ipvsadm -a "$p" "$vip:80" -r "[fd00:2::$((10 + i))]:80" -m -w "$i"
-				else
-					ip netns exec d ipvsadm -a "$p" "$vip:80" -r "10.0.2.$((10 + i)):80" -m -w "$i"
-				fi || return 1
+				ip netns exec d ipvsadm -a "$p" "$vip" -r "$(server "$vip" "$i")" -m -w "$i" || return 1
 			done
 		done
 	}
@@ -101,7 +102,7 @@ installed | fleet)
 		return $rc
 	}
 	as_model_in_topology() {
-		local svc p addr size rc=0 refs
+		local svc p vip size rc=0 refs
 		services_up || return 1
 		# ip_vs_mh_rs serves them: it holds one reference per service.
 		refs=$(awk '$1 == "ip_vs_mh_rs" { print $3 }' /proc/modules)
@@ -110,13 +111,9 @@ installed | fleet)
 		size=$(proc_get d tcp:10.0.1.1:80 .size)
 		echo "table size $size"
 		round 42001 "$size" || rc=1
-		for svc in "t:10.0.1.1:80" "u:10.0.1.1:80" "t:[fd00:1::1]:80" "u:[fd00:1::1]:80"; do
-			p=-${svc%%:*} addr=${svc#*:}
-			if [[ "$addr" == "["* ]]; then
-				ip netns exec d ipvsadm -e "$p" "$addr" -r "[fd00:2::12]:80" -m -w 5
-			else
-				ip netns exec d ipvsadm -e "$p" "$addr" -r 10.0.2.12:80 -m -w 5
-			fi || return 1
+		for svc in "${services[@]}"; do
+			read -r p vip <<<"$svc"
+			ip netns exec d ipvsadm -e "$p" "$vip" -r "$(server "$vip" 2)" -m -w 5 || return 1
 		done
 		echo "after the weight change of the second server (2 -> 5):"
 		round 43001 "$size" || rc=1

@@ -94,3 +94,17 @@ apt_in() {
 	[ "$rc" = 0 ] || tail -n 30 "$log" | sed -u 's/^/    /'
 	return "$rc"
 }
+
+# apt_install_deb ROOT LOG DEB [PACKAGE...]: `apt install` of the local
+# package DEB (copied into ROOT for the run) and PACKAGEs in ROOT, as
+# apt_in; then the footprint as apt states it (the README quotes it).
+apt_install_deb() {
+	local root=$1 log=$2 deb=$3 rc
+	shift 3
+	cp "$deb" "$root/root/" || return 1
+	apt_in "$root" "$log" apt install -y "/root/$(basename "$deb")" "$@"
+	rc=$?
+	rm -f "$root/root/$(basename "$deb")"
+	grep -E '^ *(Need to get|After this operation|Download size|Space needed)' "$log" | sed -u 's/^/    /'
+	return "$rc"
+}
