@@ -109,36 +109,45 @@ bytes_accounted() {
 check "bytes: 2 per slot, a small part per server and per service" bytes_accounted
 
 fallbacks_counted() {
-	# Overload r1 (upper threshold 1, one open connection), then send flows
-	# that map to it: with mh-fallback they go elsewhere and are counted.
-	ip netns exec d ipvsadm -E -t "$VIP" -s mh -b mh-fallback || return 1
-	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.11:80 -m -w 1 -x 1 || return 1
+	# A service of its own, whose servers hold no connection: since Linux
+	# 7.3 a threshold edit marks a server overloaded at once if it already
+	# holds that many connections, and the servers of $VIP hold the closed
+	# connections of the steps above until they expire. Here r1 (upper
+	# threshold 1) is overloaded exactly while IPVS holds the stream below;
+	# the flows sent after it that map to r1 go elsewhere and are counted.
+	local fb=10.0.1.1:81 i
+	ip netns exec d ipvsadm -A -t "$fb" -s mh -b mh-fallback || return 1
+	for i in 1 2 3 4; do
+		ip netns exec d ipvsadm -a -t "$fb" -r "10.0.2.$((10 + i)):80" -m -w 1 || return 1
+	done
+	ip netns exec d ipvsadm -e -t "$fb" -r 10.0.2.11:80 -m -w 1 -x 1 || return 1
 	clients /tmp/s2 10.0.1.2 42001 200
-	ip netns exec d ipvsadm -Sn | lookup_model /tmp/s2 |
+	ip netns exec d ipvsadm -Sn | lookup_model /tmp/s2 --service "tcp:$fb" |
 		awk '$2 == "10.0.2.11:80" { print $1 }' >/tmp/to-r1
 	head -n 1 /tmp/to-r1 >/tmp/hold
 	tail -n +2 /tmp/to-r1 | head -n 10 >/tmp/probe-r1
 	[ "$(wc -l </tmp/probe-r1)" = 10 ] || return 1
-	ip netns exec c "$MHNET" streams --target "$VIP" --clients /tmp/hold \
+	ip netns exec c "$MHNET" streams --target "$fb" --clients /tmp/hold \
 		--duration-s 120 --ready-file /tmp/ready --stop-file /tmp/stop >/tmp/streams.log 2>&1 &
-	# r1 is overloaded once IPVS holds the stream's connection: wait for
-	# it (the debug kernel is slow to start a process), not for a guess.
+	# Wait for IPVS to hold the stream's connection on r1 (the debug kernel
+	# is slow to start a process), not for a guess.
 	local n=0
 	for _ in $(seq 600); do
 		[ -f /tmp/ready ] &&
-			n=$(ip netns exec d ipvsadm -Ln -t "$VIP" | awk '$2 == "10.0.2.11:80" { print $5 + $6 }') &&
+			n=$(ip netns exec d ipvsadm -Ln -t "$fb" | awk '$2 == "10.0.2.11:80" { print $5 + $6 }') &&
 			[ "${n:-0}" -ge 1 ] && break
 		sleep 0.1
 	done
 	[ "${n:-0}" -ge 1 ] || { echo "the stream to 10.0.2.11 did not connect within 60 s: $(cat /tmp/streams.log)"; touch /tmp/stop; wait; return 1; }
 	local before after out
-	before=$(S fallbacks)
-	out=$(ip netns exec c "$MHNET" probe --proto tcp --target "$VIP" --clients /tmp/probe-r1 2>&1)
+	before=$(proc_get d "tcp:$fb" .fallbacks)
+	out=$(ip netns exec c "$MHNET" probe --proto tcp --target "$fb" --clients /tmp/probe-r1 2>&1)
 	echo "$out"
-	after=$(S fallbacks)
+	after=$(proc_get d "tcp:$fb" .fallbacks)
 	touch /tmp/stop
 	wait
 	PROC
+	ip netns exec d ipvsadm -D -t "$fb" || return 1
 	! echo "$out" | grep -q 'ERROR\|10.0.2.11:80' && [ $((after - before)) = 10 ]
 }
 check "overloaded server: mh-fallback flows go elsewhere and are counted" fallbacks_counted
