@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use maglev::{
     build_table, hsiphash_u32, lookup, lookup_fallback, Addr, DestSetup, Order, Scratch, Server,
-    TableSize, HASH1,
+    SortKey, TableSize, HASH1,
 };
 
 fn servers(n: usize) -> Vec<Server> {
@@ -30,14 +30,28 @@ fn bench_build(c: &mut Criterion) {
     for &m in &[4093u32, 65521] {
         let size = TableSize::new(m).expect("size");
         for &n in &[3usize, 100, 1000] {
-            let srv = servers(n);
+            let in_order = servers(n);
+            // The same servers in a fixed pseudo-random order: sorted mode
+            // sorts them (servers added in random order).
+            let mut shuffled = in_order.clone();
+            let mut x = 0x2545_f491u32;
+            for i in (1..n).rev() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                shuffled.swap(i, x as usize % (i + 1));
+            }
             let mut table = vec![0u16; m as usize];
             let mut setup = vec![DestSetup::default(); n];
-            let mut order = vec![0u16; n];
-            for (name, ord) in [("list", Order::List), ("sorted", Order::Sorted)] {
+            let mut order = vec![SortKey::default(); n];
+            for (name, ord, srv) in [
+                ("list", Order::List, &in_order),
+                ("sorted", Order::Sorted, &in_order),
+                ("sorted-shuffled", Order::Sorted, &shuffled),
+            ] {
                 group.bench_with_input(
                     BenchmarkId::new(format!("M{m}/{name}"), n),
-                    &srv,
+                    srv,
                     |b, srv| {
                         b.iter(|| {
                             build_table(

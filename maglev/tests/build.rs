@@ -7,7 +7,7 @@ mod common;
 use common::Rng;
 use maglev::{
     build_table, count_slots, hash_key, lookup, lookup_fallback, slot_of, turns_for, weight_gcd,
-    weight_rshift, Addr, BuildError, DestSetup, Order, Scratch, Server, TableSize,
+    weight_rshift, Addr, BuildError, DestSetup, Order, Scratch, Server, SortKey, TableSize,
     DEFAULT_TABLE_SIZE, EMPTY, HASH1, HASH2, MAX_SERVERS, TABLE_SIZES,
 };
 
@@ -250,7 +250,7 @@ fn errors_leave_table_untouched() {
     let servers = &many[..5];
     let mut t = vec![0x1234u16; 251];
     let mut setup = vec![DestSetup::default(); 5];
-    let mut order = vec![0u16; 5];
+    let mut order = vec![SortKey::default(); 5];
     let r = build_table(
         sz,
         servers,
@@ -319,7 +319,7 @@ fn dirty_scratch_does_not_matter() {
         let mut t = vec![0u16; 2039];
         let (_, _, mut setup, _) = common::build_with_setup(sz, &servers, order);
         setup.reverse();
-        let mut perm = vec![3u16; servers.len()];
+        let mut perm = vec![SortKey::default(); servers.len()];
         build_table(
             sz,
             &servers,
@@ -513,7 +513,7 @@ fn keyed_sort_orders_servers_that_hash_alike() {
         let k: Vec<Addr> = perm.iter().map(|&i| keys[i]).collect();
         let mut t = vec![EMPTY; sz.slots() as usize];
         let mut setup = vec![DestSetup::default(); 3];
-        let mut order = vec![0u16; 3];
+        let mut order = vec![SortKey::default(); 3];
         maglev::build_table_keyed(
             sz,
             &servers,
@@ -544,7 +544,7 @@ fn keyed_sort_orders_servers_that_hash_alike() {
         &mut t,
         Scratch {
             setup: &mut [DestSetup::default(); 3],
-            order: &mut [0u16; 3],
+            order: &mut [SortKey::default(); 3],
         },
     );
     assert_eq!(r, Err(BuildError::ScratchLength));

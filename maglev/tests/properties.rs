@@ -176,7 +176,12 @@ proptest! {
         let (a, sa) = common::build(size, &servers, order).expect("build");
         let mut b = vec![0x5a5a; size.slots() as usize];
         let mut setup = vec![maglev::DestSetup::default(); servers.len()];
-        let mut perm = vec![u16::MAX; servers.len()];
+        let mut perm = vec![maglev::SortKey::default(); servers.len()];
+        // Dirty the scratch with another input's build first.
+        let other: Vec<_> = servers.iter().rev().map(|s| maglev::Server { port: s.port ^ 1, ..*s }).collect();
+        maglev::build_table(size, &other, maglev::Order::Sorted, &mut b, maglev::Scratch {
+            setup: &mut setup, order: &mut perm,
+        }).expect("build");
         let sb = maglev::build_table(size, &servers, order, &mut b, maglev::Scratch {
             setup: &mut setup, order: &mut perm,
         }).expect("build");

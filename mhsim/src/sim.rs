@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use maglev::{
     build_table_keyed, count_slots, lookup, lookup_fallback, slot_of, turns_for, weight_gcd,
-    weight_rshift, Addr, BuildStats, DestSetup, Order, Scratch, Server, TableSize, EMPTY,
+    weight_rshift, Addr, BuildStats, DestSetup, Order, Scratch, Server, SortKey, TableSize, EMPTY,
 };
 use serde_json::{json, Value};
 
@@ -197,7 +197,7 @@ pub(crate) fn build(input: &Input, size: TableSize, model: Model) -> Result<Buil
         .collect();
     let mut table = vec![EMPTY; m as usize];
     let mut setup = vec![DestSetup::default(); n];
-    let mut perm = vec![0u16; n];
+    let mut perm = vec![SortKey::default(); n];
     // Sorted mode orders the servers by their own addresses, as the module
     // does (a tunnel server's hashed address can equal another's).
     let keys: Vec<Addr> = input.servers.iter().map(|s| s.addr).collect();

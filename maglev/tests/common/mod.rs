@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
-use maglev::{build_table, BuildError, BuildStats, DestSetup, Order, Scratch, Server, TableSize};
+use maglev::{
+    build_table, BuildError, BuildStats, DestSetup, Order, Scratch, Server, SortKey, TableSize,
+};
 
 /// Builds a table with freshly allocated scratch.
 pub(crate) fn build(
@@ -25,7 +27,7 @@ pub(crate) fn build_into(
     table: &mut [u16],
 ) -> Result<BuildStats, BuildError> {
     let mut setup = vec![DestSetup::default(); servers.len()];
-    let mut perm = vec![0u16; servers.len()];
+    let mut perm = vec![SortKey::default(); servers.len()];
     build_table(
         size,
         servers,
@@ -46,7 +48,7 @@ pub(crate) fn build_with_setup(
 ) -> (Vec<u16>, BuildStats, Vec<DestSetup>, Vec<u16>) {
     let mut table = vec![0u16; size.slots() as usize];
     let mut setup = vec![DestSetup::default(); servers.len()];
-    let mut perm = vec![0u16; servers.len()];
+    let mut perm = vec![SortKey::default(); servers.len()];
     let stats = build_table(
         size,
         servers,
@@ -58,6 +60,7 @@ pub(crate) fn build_with_setup(
         },
     )
     .expect("build");
+    let perm = perm.iter().map(SortKey::index).collect();
     (table, stats, setup, perm)
 }
 
