@@ -105,34 +105,19 @@ void mh_rs_dest_put(struct ip_vs_dest *dest)
 /* Packets (bindings/packet.rs). */
 
 /*
- * The client's address and port for this packet. For an ICMP error about a
- * flow (an "inverse" header) the client is the embedded packet's destination.
- * Only the address bytes of the family are written. Ports are at the same
- * place in TCP, UDP and SCTP headers; other protocols have port 0.
+ * The 4 bytes at @off of the packet, wherever they are: copied into @buf
+ * out of the fragments if the linear part does not hold them. The Rust side
+ * reads them in place when it does; this is its slow path.
  */
-void mh_rs_flow_of(const struct sk_buff *skb, const struct ip_vs_iphdr *iph,
-		   u16 af, struct mh_rs_flow *flow)
+bool mh_rs_skb_copy4(const struct sk_buff *skb, u32 off, u8 *buf)
 {
-	bool inverse = ip_vs_iph_inverse(iph);
-	const union nf_inet_addr *addr = inverse ? &iph->daddr : &iph->saddr;
-	__be16 _ports[2], *ports;
+	const u8 *p = skb_header_pointer(skb, off, 4, buf);
 
-	if (af == AF_INET6)
-		flow->addr.in6 = addr->in6;
-	else
-		flow->addr.ip = addr->ip;
-	flow->port = 0;
-	switch (iph->protocol) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-	case IPPROTO_SCTP:
-		ports = skb_header_pointer(skb, iph->len, sizeof(_ports), _ports);
-		if (likely(ports))
-			flow->port = inverse ? ports[1] : ports[0];
-		break;
-	default:
-		break;
-	}
+	if (!p)
+		return false;
+	if (p != buf)
+		memcpy(buf, p, 4);
+	return true;
 }
 
 /* Per-CPU counters (bindings/percpu.rs). */

@@ -8,7 +8,6 @@
 #define IP_VS_MH_RS_HELPERS_H
 
 #include <linux/types.h>
-#include <linux/netfilter.h>
 
 struct delayed_work;
 struct ip_vs_dest;
@@ -21,12 +20,6 @@ struct pernet_operations;
 struct seq_file;
 struct sk_buff;
 struct work_struct;
-
-/* What a packet is scheduled on: the client's address and port. */
-struct mh_rs_flow {
-	union nf_inet_addr addr;
-	__be16 port;
-};
 
 int mh_rs_sched_register(struct ip_vs_scheduler *sched, const char *name,
 			 struct module *owner,
@@ -52,8 +45,7 @@ struct net *mh_rs_svc_net(const struct ip_vs_service *svc);
 void mh_rs_dest_hold(struct ip_vs_dest *dest);
 void mh_rs_dest_put(struct ip_vs_dest *dest);
 
-void mh_rs_flow_of(const struct sk_buff *skb, const struct ip_vs_iphdr *iph,
-		   u16 af, struct mh_rs_flow *flow);
+bool mh_rs_skb_copy4(const struct sk_buff *skb, u32 off, u8 *buf);
 
 u64 __percpu *mh_rs_percpu_u64_alloc(size_t n);
 void mh_rs_percpu_free(u64 __percpu *counters);

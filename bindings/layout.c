@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Offsets and sizes, as the C compiler sees them, of every field that the
- * Rust side reads through bindgen's declarations, and of every structure it
- * allocates for the kernel. Compiled to assembly only; Kbuild turns the
+ * Rust side reads through bindgen's declarations, of the few fields of
+ * opaque structures it reads by offset (struct sk_buff's), and of every
+ * structure it allocates for the kernel. Compiled to assembly only; Kbuild turns the
  * markers into bindings/layout.rs, and bindings/mod.rs asserts at compile
  * time that bindgen agrees.
  */
@@ -35,8 +36,12 @@ void mh_rs_layout(void)
 	OFFSET(DEST_WEIGHT, ip_vs_dest, weight);
 	OFFSET(DEST_CFLAGS, ip_vs_dest, cflags);
 	OFFSET(DEST_LAST_WEIGHT, ip_vs_dest, last_weight);
-	DEFINE(FLOW_SIZE, sizeof(struct mh_rs_flow));
-	OFFSET(FLOW_PORT, mh_rs_flow, port);
+	OFFSET(SKB_LEN, sk_buff, len);
+	DEFINE(SKB_LEN_SIZE, sizeof_field(struct sk_buff, len));
+	OFFSET(SKB_DATA_LEN, sk_buff, data_len);
+	DEFINE(SKB_DATA_LEN_SIZE, sizeof_field(struct sk_buff, data_len));
+	OFFSET(SKB_DATA, sk_buff, data);
+	DEFINE(SKB_DATA_SIZE, sizeof_field(struct sk_buff, data));
 	DEFINE(ADDR_SIZE, sizeof(union nf_inet_addr));
 	DEFINE(DWORK_SIZE, sizeof(struct delayed_work));
 	OFFSET(DWORK_WORK, delayed_work, work);

@@ -25,7 +25,9 @@
 //! The raw declarations are generated at build time by bindgen from the
 //! target kernel's headers (`generated.rs`); `layout.rs` holds the offsets
 //! the C compiler computed for the same fields, and the `const` assertions
-//! below refuse to build if the two disagree. `helpers.c` wraps the static
+//! below refuse to build if the two disagree; a field of a structure bindgen
+//! leaves opaque (`struct sk_buff`) is read at its `layout.rs` offset.
+//! `helpers.c` wraps the static
 //! inline functions and macros that Rust cannot call.
 
 pub(crate) mod dest;
@@ -65,8 +67,8 @@ mod raw {
     include!(concat!(env!("MH_RS_OUT"), "/bindings/generated.rs"));
 }
 
-// Only read by the `const` assertions below, which the dead-code lint does
-// not count as uses.
+// Read by the `const` assertions below (which the dead-code lint does not
+// count as uses), and for the fields of opaque structures read by offset.
 #[allow(dead_code)]
 mod layout {
     include!(concat!(env!("MH_RS_OUT"), "/bindings/layout.rs"));
@@ -92,8 +94,9 @@ const _: () = {
     assert!(offset_of!(raw::ip_vs_dest, weight) == layout::DEST_WEIGHT);
     assert!(offset_of!(raw::ip_vs_dest, cflags) == layout::DEST_CFLAGS);
     assert!(offset_of!(raw::ip_vs_dest, last_weight) == layout::DEST_LAST_WEIGHT);
-    assert!(size_of::<raw::mh_rs_flow>() == layout::FLOW_SIZE);
-    assert!(offset_of!(raw::mh_rs_flow, port) == layout::FLOW_PORT);
+    assert!(layout::SKB_LEN_SIZE == size_of::<u32>());
+    assert!(layout::SKB_DATA_LEN_SIZE == size_of::<u32>());
+    assert!(layout::SKB_DATA_SIZE == size_of::<*const u8>());
     assert!(size_of::<raw::nf_inet_addr>() == layout::ADDR_SIZE);
     assert!(layout::ADDR_SIZE == 16);
     assert!(size_of::<raw::delayed_work>() == layout::DWORK_SIZE);
