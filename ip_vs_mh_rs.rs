@@ -373,7 +373,7 @@ fn own_addr(addr: IpAddr) -> Addr {
 }
 
 /// Memory a rebuild works in, kept from one rebuild to the next in each
-/// namespace: the servers as the core takes them, their identities, the
+/// namespace: the servers as the core takes them, their sort keys, the
 /// core's scratch arrays. IPVS makes a namespace's changes one at a time,
 /// under its configuration mutex, so one workspace serves the namespace;
 /// its lock is never contended. It grows to the largest service built in
@@ -387,10 +387,8 @@ struct Workspace {
     /// The servers' own addresses (family first), which sorted mode orders
     /// them by: a tunnel server's hashed address can equal another's.
     keys: KVVec<Addr>,
-    /// The servers' identities and table weights, in list order.
-    idents: KVVec<(usize, i32)>,
     setup: KVVec<maglev::DestSetup>,
-    order: KVVec<u16>,
+    order: KVVec<maglev::SortKey>,
     /// Slots per server of the new table, for its records.
     counts: KVVec<u32>,
 }
@@ -401,7 +399,6 @@ impl Workspace {
         Workspace {
             servers: KVVec::new(),
             keys: KVVec::new(),
-            idents: KVVec::new(),
             setup: KVVec::new(),
             order: KVVec::new(),
             counts: KVVec::new(),
@@ -477,12 +474,12 @@ fn build_table(
     keys: Option<&[Addr]>,
     order: Order,
     setup: &mut KVVec<maglev::DestSetup>,
-    scratch_order: &mut KVVec<u16>,
+    scratch_order: &mut KVVec<maglev::SortKey>,
 ) -> Result<(KVVec<u16>, maglev::BuildStats)> {
     let n = servers.len();
     // Shrinking keeps the capacity; only growth allocates.
     setup.resize(n, maglev::DestSetup::default(), GFP_KERNEL)?;
-    scratch_order.resize(n, 0, GFP_KERNEL)?;
+    scratch_order.resize(n, maglev::SortKey::default(), GFP_KERNEL)?;
     let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
     let stats = maglev::build_table_keyed(
         size,
@@ -549,7 +546,6 @@ impl MhService {
         let Workspace {
             servers,
             keys,
-            idents,
             setup,
             order,
             counts,
@@ -565,12 +561,13 @@ impl MhService {
         let mode = Mode::of(svc.flags());
         self.upstream
             .store(mode == Mode::Upstream, Ordering::Relaxed);
+        // One walk of IPVS's list: the servers as the core takes them, and
+        // the new table's references and records (slots counted later).
         servers.clear();
         keys.clear();
-        idents.clear();
         servers.reserve(n, GFP_KERNEL)?;
         keys.reserve(n, GFP_KERNEL)?;
-        idents.reserve(n, GFP_KERNEL)?;
+        let mut dests = DestRefs::with_capacity(n)?;
         for entry in svc.dests() {
             let info = entry.info();
             let weight = mode.table_weight(&info);
@@ -583,13 +580,20 @@ impl MhService {
                 GFP_KERNEL,
             )?;
             keys.push(own_addr(info.addr), GFP_KERNEL)?;
-            idents.push((entry.identity(), weight), GFP_KERNEL)?;
+            dests.push(
+                &entry,
+                ServerRecord {
+                    info,
+                    weight,
+                    slots: 0,
+                },
+            )?;
         }
-        if self.serves(mode, idents) {
+        if self.serves(mode, &dests) {
             return Ok(Rebuilt::Unchanged);
         }
 
-        // The table's node first: it is the one allocation here without a
+        // The table's node next: it is the one allocation here without a
         // vmalloc fallback, so when memory is short the rebuild fails
         // before the fill's work.
         let mut new = if n == 0 {
@@ -609,17 +613,8 @@ impl MhService {
         if let Some(table) = new.as_deref_mut() {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
-            let mut dests = DestRefs::with_capacity(n)?;
-            for (entry, &count) in svc.dests().zip(counts.iter()) {
-                let info = entry.info();
-                dests.push(
-                    &entry,
-                    ServerRecord {
-                        weight: mode.table_weight(&info),
-                        info,
-                        slots: count,
-                    },
-                )?;
+            for (record, &count) in dests.values_mut().zip(counts.iter()) {
+                record.slots = count;
             }
             table.slots = slots;
             table.dests = dests;
@@ -644,17 +639,18 @@ impl MhService {
         Ok(Rebuilt::Published)
     }
 
-    /// Whether the serving table was built in `mode` from exactly these
-    /// servers (by identity, in this order) with these weights.
-    fn serves(&self, mode: Mode, idents: &[(usize, i32)]) -> bool {
+    /// Whether the serving table was built in `mode` from exactly the
+    /// servers of `dests` (by identity, in this order) with their weights.
+    fn serves(&self, mode: Mode, dests: &DestRefs<ServerRecord>) -> bool {
         ReadLock::with(|lock| match self.table.get(lock) {
-            None => idents.is_empty(),
+            None => dests.len() == 0,
             Some(table) => {
                 table.mode == mode
-                    && table.dests.len() == idents.len()
-                    && table.dests.iter().zip(idents.iter()).all(
-                        |((dest, record), &(id, weight))| {
-                            dest.identity() == id && record.weight == weight
+                    && table.dests.len() == dests.len()
+                    && table.dests.iter().zip(dests.iter()).all(
+                        |((old, old_record), (new, new_record))| {
+                            old.identity() == new.identity()
+                                && old_record.weight == new_record.weight
                         },
                     )
             }
