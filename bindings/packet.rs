@@ -45,28 +45,37 @@ impl Flow {
         iph: *const raw::ip_vs_iphdr,
         af: u16,
     ) -> Self {
-        // SAFETY: IPVS filled `iph` before calling the scheduler (caller),
-        // and nothing writes it during the call.
-        let h = unsafe { &*iph };
-        let inverse = h.hdr_flags & HDR_INVERSE != 0;
-        let from = if inverse { &h.daddr } else { &h.saddr };
+        // SAFETY: IPVS filled these fields of `iph` before calling the
+        // scheduler (caller), and nothing writes them during the call. Each
+        // is read alone, through the raw pointer: for IPv4 the addresses'
+        // last 12 bytes may never have been written.
+        let (hdr_flags, protocol, l4_off) =
+            unsafe { ((*iph).hdr_flags, (*iph).protocol, (*iph).len) };
+        let inverse = hdr_flags & HDR_INVERSE != 0;
+        let from = if inverse {
+            // SAFETY: As above; no reference is made, only a place.
+            unsafe { &raw const (*iph).daddr }
+        } else {
+            // SAFETY: As above.
+            unsafe { &raw const (*iph).saddr }
+        };
         let mut addr = [0u8; 16];
         if af == super::AF_INET6 {
             // SAFETY: IPVS wrote all 16 bytes for an IPv6 service.
-            addr = unsafe { from.in6.in6_u.u6_addr8 };
+            addr = unsafe { (*from).in6.in6_u.u6_addr8 };
         } else {
             // SAFETY: IPVS wrote the first four bytes (`ip`) for IPv4; the
-            // rest may be uninitialised and is not read.
-            let ip = unsafe { from.ip };
+            // rest is not read.
+            let ip = unsafe { (*from).ip };
             if let Some(first) = addr.get_mut(..4) {
                 first.copy_from_slice(&ip.to_ne_bytes());
             }
         }
-        let port = match h.protocol {
+        let port = match protocol {
             PROTO_TCP | PROTO_UDP | PROTO_SCTP => {
                 // SAFETY: The packet IPVS passed (caller), with its
-                // transport header at `h.len`.
-                match unsafe { ports(skb, h.len) } {
+                // transport header at `l4_off`.
+                match unsafe { ports(skb, l4_off) } {
                     // Source and destination port, in network order.
                     Some([src, dst]) => {
                         if inverse {
