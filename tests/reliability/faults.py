@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Injected allocation failures (issue 9, item 3), inside the debug VM.
+"""Injected allocation failures, inside the debug VM.
 
 Run in the director's namespace by tests/reliability/suite.sh, after the
 topology and the real servers are up and before ip_vs_mh_rs is loaded.

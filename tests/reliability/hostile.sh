@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Hostile configuration (issue 9, item 4), inside the VM:
+# Hostile configuration, inside the VM:
 #   tests/vm/run -- tests/reliability/hostile.sh
 # Each case has an expected outcome; the oracle for every table is
 # `mhsim check` (the kernel's per-server slots against the model). Cases

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Soak under churn (issue 9, item 2), inside the debug VM.
+"""Soak under churn, inside the debug VM.
 
 Run in the director's namespace by tests/reliability/suite.sh, with real
 servers r1..r8 serving TCP and UDP port 80, before ip_vs_mh_rs is loaded.

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Issue 5, parts 4 and 7: configuration changes under traffic (run inside
+# Configuration changes under traffic (run inside
 # the VM by tests/vm/run). One TCP service (NAT) in front of r1..r4 (r5
 # joins later); the same TR_CHANGE_FLOWS (500) client flows are sent before
 # and after every change: after each change every flow must reach the

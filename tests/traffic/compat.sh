@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Issue 5, part 5: compatibility with the in-tree C ip_vs_mh, in one boot
+# Compatibility with the in-tree C ip_vs_mh, in one boot
 # (run inside the VM by tests/vm/run). The same configuration commands
 # (`ipvsadm -R`, `-b mh-port`, weights > 0, servers not in sorted order) are
 # applied three times, to the C module, to ip_vs_mh_rs with list_order=1 and

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Issue 5, part 6: overloaded servers (run inside the VM by tests/vm/run).
+# Overloaded servers (run inside the VM by tests/vm/run).
 # r1 has an upper connection threshold of 1 (`-x 1`) and one long-lived
 # connection, so it is overloaded. With `-b mh-fallback` the flows whose
 # slot names r1 go where the C module's table walk sends them (mhsim

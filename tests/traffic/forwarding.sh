@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Issue 5, part 3: the three forwarding methods carry traffic scheduled by
+# The three forwarding methods carry traffic scheduled by
 # mh (run inside the VM by tests/vm/run): NAT (masquerading, -m), direct
 # routing (-g) and IP-in-IP tunnelling (-i), TCP and UDP each, every flow
 # checked against the model.

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Issue 5, part 8: module lifecycle and bad input (run inside the VM by
+# Module lifecycle and bad input (run inside the VM by
 # tests/vm/run): rmmod refused while a service uses mh; invalid table_size
 # values refused with a clear message; a service with more real servers
 # than table slots keeps serving with its previous table and says why, and

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Issue 5, part 2: every scheduling decision equals the model's (run inside
+# Every scheduling decision equals the model's (run inside
 # the VM by tests/vm/run). For each table size 251, 4093 and 65521 (module
 # parameter) the director has, at once: TCP and UDP services, IPv4 and IPv6,
 # each with equal and with unequal weights, and an IPv4 (TCP) and an IPv6
