@@ -8,6 +8,12 @@ decisions IPVS recorded for them (inside the VM, for tests/traffic/upstream.sh).
         Ethernet frame with a UDP packet from that address and port to
         VIP:PORT, written to IFACE (AF_PACKET: the source address need not be
         the sender's). Checksums are computed (IPv6 needs them).
+    spray.py send-icmp IFACE DST_MAC VIP PORT CLIENTS
+        The same, but for each client an ICMP error about a UDP packet the
+        service VIP:PORT sent to it (the director got the error, not the
+        flow): from the router 10.0.1.2 or fd00:1::2, "fragmentation needed"
+        (IPv4) or "packet too big" (IPv6), quoting the packet's IP header
+        and its UDP header from VIP:PORT to the client's address and port.
     spray.py clients 4|6 N [SEED]
         N distinct clients, the same for the same SEED: addresses in
         10.200.0.0/16 or 2001:db8:c0::/96, ports 1024-65535.
@@ -47,6 +53,14 @@ def csum(data):
     return ~s & 0xFFFF
 
 
+def ip_header(src, dst, proto, payload_len):
+    if src.version == 4:
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, 0, 0, 64, proto, 0,
+                         src.packed, dst.packed)
+        return ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return struct.pack("!IHBB16s16s", 6 << 28, payload_len, proto, 64, src.packed, dst.packed)
+
+
 def frame(dst_mac, src, sport, dst, dport):
     payload = b"mh"
     ulen = 8 + len(payload)
@@ -57,19 +71,35 @@ def frame(dst_mac, src, sport, dst, dport):
     udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
     c = csum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", c) + udp[8:]
-    if src.version == 4:
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0, 64, socket.IPPROTO_UDP, 0,
-                         src.packed, dst.packed)
-        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    ethertype = 0x0800 if src.version == 4 else 0x86DD
+    return (dst_mac + b"\0\x16\x3e\0\0\1" + struct.pack("!H", ethertype)
+            + ip_header(src, dst, socket.IPPROTO_UDP, ulen) + udp)
+
+
+def icmp_frame(dst_mac, client, cport, vip, vport):
+    # The quoted packet: what the service would have sent the client.
+    quoted_udp = struct.pack("!HHHH", vport, cport, 8 + 2, 0)
+    if vip.version == 4:
+        router = ipaddress.ip_address("10.0.1.2")
+        quoted = ip_header(vip, client, socket.IPPROTO_UDP, 10) + quoted_udp
+        # Destination unreachable, fragmentation needed, next-hop MTU 1400.
+        icmp = struct.pack("!BBHHH", 3, 4, 0, 0, 1400) + quoted
+        icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+        outer = ip_header(router, vip, socket.IPPROTO_ICMP, len(icmp))
         ethertype = 0x0800
     else:
-        ip = struct.pack("!IHBB16s16s", 6 << 28, ulen, socket.IPPROTO_UDP, 64, src.packed,
-                         dst.packed)
+        router = ipaddress.ip_address("fd00:1::2")
+        quoted = ip_header(vip, client, socket.IPPROTO_UDP, 10) + quoted_udp
+        # Packet too big, MTU 1280.
+        icmp = struct.pack("!BBHI", 2, 0, 0, 1280) + quoted
+        pseudo = router.packed + vip.packed + struct.pack("!I3xB", len(icmp), 58)
+        icmp = icmp[:2] + struct.pack("!H", csum(pseudo + icmp)) + icmp[4:]
+        outer = ip_header(router, vip, 58, len(icmp))
         ethertype = 0x86DD
-    return dst_mac + b"\0\x16\x3e\0\0\1" + struct.pack("!H", ethertype) + ip + udp
+    return dst_mac + b"\0\x16\x3e\0\0\1" + struct.pack("!H", ethertype) + outer + icmp
 
 
-def send(iface, dst_mac, vip, port, clients):
+def send(iface, dst_mac, vip, port, clients, make=frame, what="packets"):
     dst = ipaddress.ip_address(vip)
     mac = bytes.fromhex(dst_mac.replace(":", ""))
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -79,9 +109,9 @@ def send(iface, dst_mac, vip, port, clients):
         for line in f:
             if line.strip():
                 addr, cport = parse_client(line)
-                s.send(frame(mac, addr, cport, dst, int(port)))
+                s.send(make(mac, addr, cport, dst, int(port)))
                 n += 1
-    print(f"sent {n} packets to {vip}:{port}")
+    print(f"sent {n} {what} to {vip}:{port}")
 
 
 def conn_addr(text):
@@ -125,6 +155,8 @@ def main(argv):
         clients(*argv[1:])
     elif len(argv) == 6 and argv[0] == "send":
         send(*argv[1:])
+    elif len(argv) == 6 and argv[0] == "send-icmp":
+        send(*argv[1:], make=icmp_frame, what="ICMP errors about flows of")
     elif len(argv) == 3 and argv[0] == "decisions":
         decisions(*argv[1:])
     else:
