@@ -18,16 +18,10 @@ source "$(dirname "$0")/lib.sh"
 N=${TR_ICMP_FLOWS:-300}
 VIP=10.0.1.1
 VIP6=fd00:1::1
-SPRAY=$MH_REPO/tests/traffic/spray.py
 
 traffic_up 4
-# The quoted clients are in networks the director routes to the client
-# namespace; the errors come from its address there.
-ip -n d route add 10.200.0.0/16 via 10.0.1.2
-ip -n d -6 route add 2001:db8:c0::/96 via fd00:1::2
-ip netns exec d sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth-cd.rp_filter=0 \
-	net.ipv4.vs.schedule_icmp=1
-MAC=$(ip -n d -j link show veth-cd | jq -r '.[0].address')
+spray_up
+ip netns exec d sysctl -qw net.ipv4.vs.schedule_icmp=1
 python3 "$SPRAY" clients 4 "$N" icmp >"$TR/I4"
 python3 "$SPRAY" clients 6 "$N" icmp >"$TR/I6"
 

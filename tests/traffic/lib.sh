@@ -91,6 +91,18 @@ traffic_up() {
 	ipvs_sysctls
 }
 
+# spray_up: for packets spray.py writes from ns c with any client address
+# (10.200.0.0/16, 2001:db8:c0::/96): the director routes those networks to
+# the client link (its replies, ICMP if any, go there) and accepts them on
+# it; SPRAY is the tool, MAC the director's address on that link.
+spray_up() {
+	SPRAY=$MH_REPO/tests/traffic/spray.py
+	ip -n d route add 10.200.0.0/16 via 10.0.1.2
+	ip -n d -6 route add 2001:db8:c0::/96 via fd00:1::2
+	ip netns exec d sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth-cd.rp_filter=0
+	MAC=$(ip -n d -j link show veth-cd | jq -r '.[0].address')
+}
+
 # IPVS settings in the director: reschedule reused 4-tuples, no conntrack,
 # and a TCP connection entry's ESTABLISHED timeout of 120 s instead of 15
 # minutes: on Linux 7.3 an entry of a reused 4-tuple was once left in CLOSE

@@ -16,15 +16,9 @@ source "$(dirname "$0")/lib.sh"
 N=${TR_UPSTREAM_FLOWS:-10000}
 VIP=10.0.1.1
 VIP6=fd00:1::1
-SPRAY=$MH_REPO/tests/traffic/spray.py
 
 traffic_up 4
-# Flows come from addresses the director has no route to: send its replies
-# (ICMP, if any) to the client, and accept them on that link.
-ip -n d route add 10.200.0.0/16 via 10.0.1.2
-ip -n d -6 route add 2001:db8:c0::/96 via fd00:1::2
-ip netns exec d sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth-cd.rp_filter=0
-MAC=$(ip -n d -j link show veth-cd | jq -r '.[0].address')
+spray_up
 # The clients of a configuration's step K: new ones at each step, so that
 # no flow meets the connection entry of an earlier step.
 for k in 1 2 3; do
