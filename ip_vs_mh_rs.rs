@@ -373,7 +373,7 @@ fn own_addr(addr: IpAddr) -> Addr {
 }
 
 /// Memory a rebuild works in, kept from one rebuild to the next in each
-/// namespace: the servers as the core takes them, their sort keys, the
+/// namespace: the servers as the core takes them, their identities, the
 /// core's scratch arrays. IPVS makes a namespace's changes one at a time,
 /// under its configuration mutex, so one workspace serves the namespace;
 /// its lock is never contended. It grows to the largest service built in
@@ -387,8 +387,10 @@ struct Workspace {
     /// The servers' own addresses (family first), which sorted mode orders
     /// them by: a tunnel server's hashed address can equal another's.
     keys: KVVec<Addr>,
+    /// The servers' identities and table weights, in list order.
+    idents: KVVec<(usize, i32)>,
     setup: KVVec<maglev::DestSetup>,
-    order: KVVec<maglev::SortKey>,
+    order: KVVec<u16>,
     /// Slots per server of the new table, for its records.
     counts: KVVec<u32>,
 }
@@ -399,6 +401,7 @@ impl Workspace {
         Workspace {
             servers: KVVec::new(),
             keys: KVVec::new(),
+            idents: KVVec::new(),
             setup: KVVec::new(),
             order: KVVec::new(),
             counts: KVVec::new(),
@@ -474,12 +477,12 @@ fn build_table(
     keys: Option<&[Addr]>,
     order: Order,
     setup: &mut KVVec<maglev::DestSetup>,
-    scratch_order: &mut KVVec<maglev::SortKey>,
+    scratch_order: &mut KVVec<u16>,
 ) -> Result<(KVVec<u16>, maglev::BuildStats)> {
     let n = servers.len();
     // Shrinking keeps the capacity; only growth allocates.
     setup.resize(n, maglev::DestSetup::default(), GFP_KERNEL)?;
-    scratch_order.resize(n, maglev::SortKey::default(), GFP_KERNEL)?;
+    scratch_order.resize(n, 0, GFP_KERNEL)?;
     let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
     let stats = maglev::build_table_keyed(
         size,
@@ -546,6 +549,7 @@ impl MhService {
         let Workspace {
             servers,
             keys,
+            idents,
             setup,
             order,
             counts,
@@ -561,13 +565,12 @@ impl MhService {
         let mode = Mode::of(svc.flags());
         self.upstream
             .store(mode == Mode::Upstream, Ordering::Relaxed);
-        // One walk of IPVS's list: the servers as the core takes them, and
-        // the new table's references and records (slots counted later).
         servers.clear();
         keys.clear();
+        idents.clear();
         servers.reserve(n, GFP_KERNEL)?;
         keys.reserve(n, GFP_KERNEL)?;
-        let mut dests = DestRefs::with_capacity(n)?;
+        idents.reserve(n, GFP_KERNEL)?;
         for entry in svc.dests() {
             let info = entry.info();
             let weight = mode.table_weight(&info);
@@ -580,20 +583,13 @@ impl MhService {
                 GFP_KERNEL,
             )?;
             keys.push(own_addr(info.addr), GFP_KERNEL)?;
-            dests.push(
-                &entry,
-                ServerRecord {
-                    info,
-                    weight,
-                    slots: 0,
-                },
-            )?;
+            idents.push((entry.identity(), weight), GFP_KERNEL)?;
         }
-        if self.serves(mode, &dests) {
+        if self.serves(mode, idents) {
             return Ok(Rebuilt::Unchanged);
         }
 
-        // The table's node next: it is the one allocation here without a
+        // The table's node first: it is the one allocation here without a
         // vmalloc fallback, so when memory is short the rebuild fails
         // before the fill's work.
         let mut new = if n == 0 {
@@ -613,8 +609,17 @@ impl MhService {
         if let Some(table) = new.as_deref_mut() {
             counts.resize(n, 0, GFP_KERNEL)?;
             maglev::count_slots(&slots, counts);
-            for (record, &count) in dests.values_mut().zip(counts.iter()) {
-                record.slots = count;
+            let mut dests = DestRefs::with_capacity(n)?;
+            for (entry, &count) in svc.dests().zip(counts.iter()) {
+                let info = entry.info();
+                dests.push(
+                    &entry,
+                    ServerRecord {
+                        weight: mode.table_weight(&info),
+                        info,
+                        slots: count,
+                    },
+                )?;
             }
             table.slots = slots;
             table.dests = dests;
@@ -639,18 +644,17 @@ impl MhService {
         Ok(Rebuilt::Published)
     }
 
-    /// Whether the serving table was built in `mode` from exactly the
-    /// servers of `dests` (by identity, in this order) with their weights.
-    fn serves(&self, mode: Mode, dests: &DestRefs<ServerRecord>) -> bool {
+    /// Whether the serving table was built in `mode` from exactly these
+    /// servers (by identity, in this order) with these weights.
+    fn serves(&self, mode: Mode, idents: &[(usize, i32)]) -> bool {
         ReadLock::with(|lock| match self.table.get(lock) {
-            None => dests.len() == 0,
+            None => idents.is_empty(),
             Some(table) => {
                 table.mode == mode
-                    && table.dests.len() == dests.len()
-                    && table.dests.iter().zip(dests.iter()).all(
-                        |((old, old_record), (new, new_record))| {
-                            old.identity() == new.identity()
-                                && old_record.weight == new_record.weight
+                    && table.dests.len() == idents.len()
+                    && table.dests.iter().zip(idents.iter()).all(
+                        |((dest, record), &(id, weight))| {
+                            dest.identity() == id && record.weight == weight
                         },
                     )
             }

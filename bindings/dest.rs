@@ -105,6 +105,12 @@ impl DestEntry<'_> {
         // SAFETY: Live by the type invariant.
         unsafe { read_info(self.ptr) }
     }
+
+    /// The server object's identity, so that a server deleted and re-added
+    /// with the same address and port is another server.
+    pub(crate) fn identity(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
 }
 
 /// Counted references to real servers, each with a value of type `T`, held
@@ -169,11 +175,6 @@ impl<T> DestRefs<T> {
     /// The servers and their values, in the order they were added.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Dest<'_>, &T)> {
         (0..self.dests.len()).filter_map(|i| self.get(i))
-    }
-
-    /// The values, in the order they were added.
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.dests.iter_mut().map(|(_, value)| value)
     }
 
     /// How many servers the set has.
@@ -279,8 +280,8 @@ impl Dest<'_> {
             .load(Ordering::Relaxed)
     }
 
-    /// The server object's identity, so that a server deleted and re-added
-    /// with the same address and port is another server.
+    /// The server object's identity, comparable with
+    /// [`DestEntry::identity`].
     pub(crate) fn identity(&self) -> usize {
         self.ptr.as_ptr() as usize
     }
