@@ -390,7 +390,7 @@ struct Workspace {
     /// The servers' identities and table weights, in list order.
     idents: KVVec<(usize, i32)>,
     setup: KVVec<maglev::DestSetup>,
-    order: KVVec<u16>,
+    order: KVVec<maglev::SortKey>,
     /// Slots per server of the new table, for its records.
     counts: KVVec<u32>,
 }
@@ -477,12 +477,12 @@ fn build_table(
     keys: Option<&[Addr]>,
     order: Order,
     setup: &mut KVVec<maglev::DestSetup>,
-    scratch_order: &mut KVVec<u16>,
+    scratch_order: &mut KVVec<maglev::SortKey>,
 ) -> Result<(KVVec<u16>, maglev::BuildStats)> {
     let n = servers.len();
     // Shrinking keeps the capacity; only growth allocates.
     setup.resize(n, maglev::DestSetup::default(), GFP_KERNEL)?;
-    scratch_order.resize(n, 0, GFP_KERNEL)?;
+    scratch_order.resize(n, maglev::SortKey::default(), GFP_KERNEL)?;
     let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
     let stats = maglev::build_table_keyed(
         size,
