@@ -148,16 +148,13 @@ impl TableSize {
     /// dividends and divisors; the tests compare it with `%`).
     #[inline]
     pub const fn reduce(self, h: u32) -> u32 {
-        let low = self.inverse.wrapping_mul(h as u64);
-        // The high half of a 64 x 32-bit product is below M.
-        ((low as u128 * self.m.get() as u128) >> 64) as u32
+        fastmod(h, self.inverse, self.m.get())
     }
 
     /// `h % (M - 1)`, exactly, as [`TableSize::reduce`] (a walk's stride).
     #[inline]
     pub const fn reduce_m1(self, h: u32) -> u32 {
-        let low = self.inverse1.wrapping_mul(h as u64);
-        ((low as u128 * self.m1.get() as u128) >> 64) as u32
+        fastmod(h, self.inverse1, self.m1.get())
     }
 
     /// The kernel table index (8..=17) this size corresponds to.
@@ -170,6 +167,15 @@ impl TableSize {
     pub const fn tab_bits(self) -> u32 {
         self.index / 2
     }
+}
+
+/// `h % d` from `inverse = u64::MAX / d + 1` (Lemire, Kaser and Kurz): exact
+/// for every 32-bit `h` and `d`.
+#[inline]
+const fn fastmod(h: u32, inverse: u64, d: u32) -> u32 {
+    let low = inverse.wrapping_mul(h as u64);
+    // The high half of a 64 x 32-bit product is below d.
+    ((low as u128 * d as u128) >> 64) as u32
 }
 
 impl Default for TableSize {
@@ -752,16 +758,14 @@ pub fn build_table_keyed(
 /// The population: round after round, each server in `setup` order claims
 /// its turns' worth of the next free slots of its walk, until all `m` slots
 /// of `table` (all [`EMPTY`]) are claimed. Returns the slots filled and the
-/// servers with turns. A function of its own so that the walk's state stays
-/// in registers.
+/// servers that claimed slots in the first round. A function of its own so
+/// that the walk's state stays in registers.
 #[inline(never)]
 fn fill(table: &mut [u16], setup: &mut [DestSetup], m: u32) -> (u32, u32) {
     let (mut filled, mut servers): (u32, u32) = (0, 0);
-    if setup.iter().all(|ds| ds.turns == 0) {
-        return (0, 0);
-    }
     let mut first_round = true;
     'fill: loop {
+        let before = filled;
         for ds in setup.iter_mut() {
             if first_round && ds.turns > 0 {
                 // At most n <= MAX_SERVERS.
@@ -786,6 +790,10 @@ fn fill(table: &mut [u16], setup: &mut [DestSetup], m: u32) -> (u32, u32) {
                 }
             }
             ds.perm = perm;
+        }
+        if filled == before {
+            // No server has turns (the caller returns before then).
+            break;
         }
         first_round = false;
     }
