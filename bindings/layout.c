@@ -3,9 +3,9 @@
  * Offsets and sizes, as the C compiler sees them, of every field that the
  * Rust side reads through bindgen's declarations, of the few fields of
  * opaque structures it reads by offset (struct sk_buff's), and of every
- * structure it allocates for the kernel. Compiled to assembly only; Kbuild turns the
- * markers into bindings/layout.rs, and bindings/mod.rs asserts at compile
- * time that bindgen agrees.
+ * structure it allocates for the kernel. Compiled to assembly only; Kbuild
+ * turns the markers into bindings/layout.rs, and bindings/mod.rs asserts at
+ * compile time that bindgen agrees.
  */
 
 #include <linux/kbuild.h>

@@ -27,8 +27,8 @@
 //! the C compiler computed for the same fields, and the `const` assertions
 //! below refuse to build if the two disagree; a field of a structure bindgen
 //! leaves opaque (`struct sk_buff`) is read at its `layout.rs` offset.
-//! `helpers.c` wraps the static
-//! inline functions and macros that Rust cannot call.
+//! `helpers.c` wraps the static inline functions and macros that Rust cannot
+//! call.
 
 pub(crate) mod dest;
 pub(crate) mod packet;

@@ -49,8 +49,11 @@ impl Flow {
         // scheduler (caller), and nothing writes them during the call. Each
         // is read alone, through the raw pointer: for IPv4 the addresses'
         // last 12 bytes may never have been written.
-        let (hdr_flags, protocol, l4_off) =
-            unsafe { ((*iph).hdr_flags, (*iph).protocol, (*iph).len) };
+        let hdr_flags = unsafe { (*iph).hdr_flags };
+        // SAFETY: As above.
+        let protocol = unsafe { (*iph).protocol };
+        // SAFETY: As above.
+        let l4_off = unsafe { (*iph).len };
         let inverse = hdr_flags & HDR_INVERSE != 0;
         let from = if inverse {
             // SAFETY: As above; no reference is made, only a place.
