@@ -54,7 +54,7 @@ use bindings::pernet::{NetState, PerNet, PerNetId};
 use bindings::rcu::{RcuBox, RcuPtr, ReadLock, Unpublish, Unpublishing};
 use bindings::scheduler::{Ctl, DestChange, Registration, Scheduler};
 use bindings::service::{SchedFlags, Service, ServiceLocked, ServiceName};
-use maglev::{Addr, Order, TableSize};
+use maglev::{Addr, Hints, Order, TableSize, Walk, UNMATCHED};
 
 /// The module's declaration, with PARAMS after `table_size`.
 macro_rules! declare_module {
@@ -244,6 +244,20 @@ struct ServerRecord {
     weight: i32,
     /// Slots it holds.
     slots: u32,
+    /// Its walk over the table, which the next rebuild reuses instead of
+    /// hashing the server again.
+    walk: Walk,
+    /// Its position in the population order, from which the next rebuild
+    /// predicts its own.
+    rank: u16,
+}
+
+/// What the fill made of one server, by input index.
+#[derive(Clone, Copy, Default)]
+struct BuiltServer {
+    claimed: u32,
+    walk: Walk,
+    rank: u16,
 }
 
 /// Per-service state the packet path and `/proc/net/ip_vs_mh` read.
@@ -391,8 +405,18 @@ struct Workspace {
     idents: KVVec<(usize, i32)>,
     setup: KVVec<maglev::DestSetup>,
     order: KVVec<maglev::SortKey>,
-    /// Slots per server of the new table, for its records.
-    counts: KVVec<u32>,
+    /// What the fill made of each server of the new table, for its records.
+    built: KVVec<BuiltServer>,
+    /// Hints from the serving table: the walks of the servers it has too,
+    /// by new index, ...
+    walks: KVVec<Walk>,
+    /// ... its population order in new indices, the new servers after ...
+    hint: KVVec<u16>,
+    /// ... each of its servers' new index ...
+    remap: KVVec<u16>,
+    /// ... and each new server's index in it (both [`UNMATCHED`] for a
+    /// server the other table lacks).
+    back: KVVec<u16>,
 }
 
 impl Workspace {
@@ -404,7 +428,11 @@ impl Workspace {
             idents: KVVec::new(),
             setup: KVVec::new(),
             order: KVVec::new(),
-            counts: KVVec::new(),
+            built: KVVec::new(),
+            walks: KVVec::new(),
+            hint: KVVec::new(),
+            remap: KVVec::new(),
+            back: KVVec::new(),
         }
     }
 }
@@ -475,6 +503,7 @@ fn build_table(
     size: TableSize,
     servers: &[maglev::Server],
     keys: Option<&[Addr]>,
+    hints: Hints<'_>,
     order: Order,
     setup: &mut KVVec<maglev::DestSetup>,
     scratch_order: &mut KVVec<maglev::SortKey>,
@@ -484,10 +513,11 @@ fn build_table(
     setup.resize(n, maglev::DestSetup::default(), GFP_KERNEL)?;
     scratch_order.resize(n, maglev::SortKey::default(), GFP_KERNEL)?;
     let mut slots = KVVec::from_elem(maglev::EMPTY, size.slots() as usize, GFP_KERNEL)?;
-    let stats = maglev::build_table_keyed(
+    let stats = maglev::build_table_hinted(
         size,
         servers,
         keys,
+        hints,
         order,
         &mut slots,
         maglev::Scratch {
@@ -552,7 +582,11 @@ impl MhService {
             idents,
             setup,
             order,
-            counts,
+            built,
+            walks,
+            hint,
+            remap,
+            back,
         } = work;
         let n = svc.num_dests();
         let m = self.size.slots() as usize;
@@ -604,20 +638,55 @@ impl MhService {
                 GFP_KERNEL,
             )?)
         };
-        let (slots, stats) =
-            build_table(self.size, servers, Some(keys), mode.order(), setup, order)?;
+        // What the serving table knows: the walks of the servers it shares
+        // with the new one, its population order, which of its servers are
+        // which. Sized here, outside the read section, where allocating is
+        // allowed; only a rebuild, under the mutex the caller holds,
+        // replaces the table, so its server count cannot change meanwhile.
+        let old_n = ReadLock::with(|lock| self.table.get(lock).map_or(0, |t| t.dests.len()));
+        walks.resize(n, Walk::default(), GFP_KERNEL)?;
+        hint.resize(n.max(old_n), 0, GFP_KERNEL)?;
+        remap.resize(old_n, UNMATCHED, GFP_KERNEL)?;
+        back.resize(n, UNMATCHED, GFP_KERNEL)?;
+        let (exact, hint_len) = ReadLock::with(|lock| {
+            carry_over(self.table.get(lock), idents, walks, hint, remap, back)
+        });
+        // Shrinking keeps the capacity (KVVec::truncate is not in 7.2).
+        hint.resize(hint_len, 0, GFP_KERNEL)?;
+        let hints = Hints { walks, order: hint };
+        let (slots, stats) = build_table(
+            self.size,
+            servers,
+            Some(keys),
+            hints,
+            mode.order(),
+            setup,
+            order,
+        )?;
         if let Some(table) = new.as_deref_mut() {
-            counts.resize(n, 0, GFP_KERNEL)?;
-            maglev::count_slots(&slots, counts);
+            built.resize(n, BuiltServer::default(), GFP_KERNEL)?;
+            // The setup is in population order: k is the server's rank.
+            for (k, ds) in (0..n).zip(setup.iter()) {
+                if let Some(b) = built.get_mut(usize::from(ds.index())) {
+                    *b = BuiltServer {
+                        claimed: ds.claimed(),
+                        walk: ds.walk(),
+                        // k < n <= maglev::MAX_SERVERS.
+                        rank: u16::try_from(k).unwrap_or(UNMATCHED),
+                    };
+                }
+            }
             let mut dests = DestRefs::with_capacity(n)?;
-            for (entry, &count) in svc.dests().zip(counts.iter()) {
+            for (entry, b) in svc.dests().zip(built.iter()) {
                 let info = entry.info();
                 dests.push(
                     &entry,
                     ServerRecord {
                         weight: mode.table_weight(&info),
                         info,
-                        slots: count,
+                        slots: b.claimed,
+                        walk: b.walk,
+                        rank: b.rank,
                     },
                 )?;
             }
@@ -625,7 +694,12 @@ impl MhService {
             table.dests = dests;
         }
 
-        let moved = ReadLock::with(|lock| moved_slots(self.table.get(lock), new.as_deref(), m));
+        let moved = ReadLock::with(|lock| match (self.table.get(lock), new.as_deref()) {
+            (Some(old), Some(new)) if exact => {
+                usize::try_from(maglev::changed_slots(&old.slots, &new.slots, remap)).unwrap_or(m)
+            }
+            (old, new) => moved_slots(old, new, m),
+        });
         if let Some(old) = self.table.replace(new) {
             old.retire();
         }
@@ -830,6 +904,76 @@ impl kernel::fmt::Display for Percent {
             .unwrap_or(0);
         write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
     }
+}
+
+/// Carries over from the serving table `old` what the next build can reuse
+/// for the servers `idents` (identity and weight, in IPVS list order):
+/// [`maglev::match_servers`] matches both tables' servers in `remap` (old
+/// to new) and `back` (new to old); `walks[j]` becomes the walk of new
+/// server `j` if `old` has it ([`Walk::default()`] otherwise), and `hint`
+/// the population order of `old` in new indices, followed by the new
+/// servers. Allocates nothing: it runs in an RCU read section, with
+/// `walks` and `back` sized to the new servers, `remap` to `old`'s and
+/// `hint` to the larger of both counts (anything else gives no hints).
+///
+/// Returns whether the match is exact (every server both tables have was
+/// found) and the length of `hint`.
+fn carry_over(
+    old: Option<&MhTable>,
+    idents: &[(usize, i32)],
+    walks: &mut [Walk],
+    hint: &mut [u16],
+    remap: &mut [u16],
+    back: &mut [u16],
+) -> (bool, usize) {
+    walks.fill(Walk::default());
+    let Some(old) = old else {
+        return (false, 0);
+    };
+    let old_n = old.dests.len();
+    let n = idents.len();
+    if remap.len() != old_n || walks.len() != n || back.len() != n || hint.len() < old_n.max(n) {
+        return (false, 0);
+    }
+    let exact = maglev::match_servers(
+        |i| old.dests.get(i).map(|(d, _)| d.identity()),
+        |j| idents.get(j).map(|&(id, _)| id),
+        remap,
+        back,
+    );
+    for (w, &o) in walks.iter_mut().zip(back.iter()) {
+        if let Some((_, rec)) = old.dests.get(usize::from(o)) {
+            *w = rec.walk;
+        }
+    }
+
+    // The old population order in new indices, the servers that went left
+    // out, then the new servers (which the build's sort puts in place).
+    for ((_, rec), &r) in old.dests.iter().zip(remap.iter()) {
+        if let Some(h) = hint.get_mut(usize::from(rec.rank)) {
+            *h = r;
+        }
+    }
+    let mut len: usize = 0;
+    for r in 0..old_n {
+        if let Some(&v) = hint.get(r) {
+            if v != UNMATCHED {
+                if let Some(h) = hint.get_mut(len) {
+                    *h = v;
+                }
+                len = len.wrapping_add(1);
+            }
+        }
+    }
+    for (j, &o) in (0..n).zip(back.iter()) {
+        if o == UNMATCHED {
+            if let (Some(h), Ok(jj)) = (hint.get_mut(len), u16::try_from(j)) {
+                *h = jj;
+            }
+            len = len.wrapping_add(1);
+        }
+    }
+    (exact, len.min(hint.len()))
 }
 
 /// How many slots name a different server in `new` than in `old`.
@@ -1098,8 +1242,15 @@ mod tests {
             for i in 0..n {
                 servers.push(ka.server(i).ok_or(EINVAL)?, GFP_KERNEL)?;
             }
-            let (slots, stats) =
-                super::build_table(size, &servers, None, ka.order, &mut setup, &mut order)?;
+            let (slots, stats) = super::build_table(
+                size,
+                &servers,
+                None,
+                maglev::Hints::default(),
+                ka.order,
+                &mut setup,
+                &mut order,
+            )?;
             assert_eq!(stats, ka.stats);
             assert_eq!(maglev::table_fingerprint(&slots), ka.fingerprint);
             assert_eq!(&slots[..8], &ka.first[..]);

@@ -241,15 +241,61 @@ pub enum Order {
     List,
 }
 
+/// A server's walk over the table: the slot it starts at and its stride.
+/// It depends only on the server's hashed address, its port and `M`, so a
+/// caller that keeps it from one build to the next (see [`Hints`]) saves
+/// the two hashes per server that computing it costs.
+///
+/// `Walk::default()` is no walk ("not known"): a build computes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    offset: u32,
+    skip: u32,
+}
+
+impl Walk {
+    /// The walk of the server with `addr` (as hashed) and `port` in a
+    /// table of `size`: `offset = hash_key(.., HASH1) % M`,
+    /// `skip = hash_key(.., HASH2) % (M - 1) + 1`.
+    #[inline]
+    pub fn of(size: TableSize, addr: &Addr, port: u16) -> Walk {
+        Walk {
+            offset: size.reduce(hash_key(addr, port, &HASH1, 0)),
+            // The remainder is below M - 1: adding 1 never wraps.
+            skip: size
+                .reduce_m1(hash_key(addr, port, &HASH2, 0))
+                .wrapping_add(1),
+        }
+    }
+
+    /// First slot of the walk.
+    pub const fn offset(&self) -> u32 {
+        self.offset
+    }
+
+    /// Stride of the walk, in `1..M`.
+    pub const fn skip(&self) -> u32 {
+        self.skip
+    }
+
+    /// Whether this can be a walk over `m` slots: the fill relies on
+    /// `offset < m` and `1 <= skip < m` (not on the hashes).
+    const fn fits(&self, m: u32) -> bool {
+        self.offset < m && self.skip >= 1 && self.skip < m
+    }
+}
+
 /// Per-server scratch state for one build: where the server's walk over
-/// the table starts, its stride, where it is now and how many slots it
-/// claims per round.
+/// the table starts, its stride, where it is now, how many slots it claims
+/// per round and claimed in all.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DestSetup {
     offset: u32,
     skip: u32,
     perm: u32,
     turns: u32,
+    /// Slots the server claimed in this build.
+    claimed: u32,
     /// The server's index in the input: what its slots hold.
     index: u16,
 }
@@ -265,6 +311,14 @@ impl DestSetup {
         self.skip
     }
 
+    /// The server's walk, to give the next build as a hint.
+    pub const fn walk(&self) -> Walk {
+        Walk {
+            offset: self.offset,
+            skip: self.skip,
+        }
+    }
+
     /// Position of the walk when the build ended.
     pub const fn perm(&self) -> u32 {
         self.perm
@@ -274,6 +328,36 @@ impl DestSetup {
     pub const fn turns(&self) -> u32 {
         self.turns
     }
+
+    /// Slots of the table that hold the server after the build: what
+    /// [`count_slots`] would count for it, without a pass over the table.
+    pub const fn claimed(&self) -> u32 {
+        self.claimed
+    }
+
+    /// The server's index in the input (the build's `servers`); the
+    /// entries of [`Scratch::setup`] are in population order.
+    pub const fn index(&self) -> u16 {
+        self.index
+    }
+}
+
+/// What a caller may know from an earlier build of the same table size,
+/// to make a build cheaper. Hints never change the table that a build
+/// without them makes, provided every given walk is the server's own
+/// ([`Walk::of`] of its hashed address and port at this size): a walk that
+/// cannot be one ([`Walk::default()`], or out of range) is computed again,
+/// and an order that is not the population order is ignored.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hints<'a> {
+    /// Per server, in input order, its walk or [`Walk::default()`]. Shorter
+    /// than the input: the servers past its end are computed.
+    pub walks: &'a [Walk],
+    /// The expected population order of [`Order::Sorted`] as input
+    /// indices, e.g. the previous build's order with a new server at the
+    /// end. Checked: if it is not a permutation of the input that a few
+    /// moves bring into sort order, the build sorts as without it.
+    pub order: &'a [u16],
 }
 
 /// Caller-provided working memory for [`build_table`].
@@ -676,6 +760,22 @@ pub fn build_table_keyed(
     table: &mut [u16],
     scratch: Scratch<'_>,
 ) -> Result<BuildStats, BuildError> {
+    build_table_hinted(size, servers, keys, Hints::default(), order, table, scratch)
+}
+
+/// [`build_table_keyed`] with what an earlier build left ([`Hints`]): the
+/// same table, for less work. The scratch's `setup` then holds, in
+/// population order, each server's index, walk and claimed slots: what the
+/// caller keeps for the next build's hints.
+pub fn build_table_hinted(
+    size: TableSize,
+    servers: &[Server],
+    keys: Option<&[Addr]>,
+    hints: Hints<'_>,
+    order: Order,
+    table: &mut [u16],
+    scratch: Scratch<'_>,
+) -> Result<BuildStats, BuildError> {
     let m = size.slots();
     let n = servers.len();
     if n > m as usize || n > MAX_SERVERS {
@@ -688,6 +788,14 @@ pub fn build_table_keyed(
         .setup
         .get_mut(..n)
         .ok_or(BuildError::ScratchLength)?;
+    if keys.is_some_and(|k| k.len() < n) {
+        return Err(BuildError::ScratchLength);
+    }
+    let key_of = |i: usize, s: &Server| -> SortKey {
+        let addr = keys.and_then(|k| k.get(i)).unwrap_or(&s.addr);
+        // i < n <= MAX_SERVERS.
+        SortKey::new(addr, s.port, u16::try_from(i).unwrap_or(EMPTY))
+    };
     // Population position -> index into `servers`: the servers' sort keys,
     // sorted.
     let perm_order: Option<&[SortKey]> = match order {
@@ -697,15 +805,13 @@ pub fn build_table_keyed(
                 .order
                 .get_mut(..n)
                 .ok_or(BuildError::ScratchLength)?;
-            if keys.is_some_and(|k| k.len() < n) {
-                return Err(BuildError::ScratchLength);
+            if !sort_hinted(o, hints.order, servers, &key_of) {
+                // (A bounded range, unlike enumerate(), needs no overflow check.)
+                for ((i, s), slot) in (0..n).zip(servers.iter()).zip(o.iter_mut()) {
+                    *slot = key_of(i, s);
+                }
+                sort_keys(o);
             }
-            // (A bounded range, unlike enumerate(), needs no overflow check.)
-            for ((i, s), slot) in (0..n).zip(servers.iter()).zip(o.iter_mut()) {
-                let addr = keys.and_then(|k| k.get(i)).unwrap_or(&s.addr);
-                *slot = SortKey::new(addr, s.port, u16::try_from(i).unwrap_or(EMPTY));
-            }
-            sort_keys(o);
             Some(o)
         }
     };
@@ -722,16 +828,16 @@ pub fn build_table_keyed(
         let i = index_at(k);
         *ds = match servers.get(i) {
             Some(s) => {
-                let offset = size.reduce(hash_key(&s.addr, s.port, &HASH1, 0));
-                // The remainder is below M - 1: adding 1 never wraps.
-                let skip = size
-                    .reduce_m1(hash_key(&s.addr, s.port, &HASH2, 0))
-                    .wrapping_add(1);
+                let walk = match hints.walks.get(i) {
+                    Some(w) if w.fits(m) => *w,
+                    _ => Walk::of(size, &s.addr, s.port),
+                };
                 DestSetup {
-                    offset,
-                    skip,
-                    perm: offset,
+                    offset: walk.offset,
+                    skip: walk.skip,
+                    perm: walk.offset,
                     turns: turns_for(s.weight, g, rshift),
+                    claimed: 0,
                     // i < n <= MAX_SERVERS.
                     index: u16::try_from(i).unwrap_or(EMPTY),
                 }
@@ -755,6 +861,65 @@ pub fn build_table_keyed(
     Ok(stats)
 }
 
+/// Sorts `o` (exactly one key per server) from the hinted population order
+/// `hint`: the keys laid out in that order, then an insertion sort that
+/// gives up after about two moves per server, as one server added anywhere
+/// needs at most one per server. Returns whether `o` is now the servers'
+/// keys in strictly increasing order; the keys are distinct (they end with
+/// the input index), so that also proves `hint` was a permutation. On
+/// `false`, `o` holds garbage for the caller to rebuild.
+fn sort_hinted(
+    o: &mut [SortKey],
+    hint: &[u16],
+    servers: &[Server],
+    key_of: &impl Fn(usize, &Server) -> SortKey,
+) -> bool {
+    if hint.len() != o.len() || o.is_empty() {
+        return false;
+    }
+    for (slot, &i) in o.iter_mut().zip(hint.iter()) {
+        let Some(s) = servers.get(usize::from(i)) else {
+            return false;
+        };
+        *slot = key_of(usize::from(i), s);
+    }
+    let budget = o.len().saturating_mul(2).saturating_add(16);
+    insertion_sort_within(o, budget) && o.windows(2).all(|w| matches!(*w, [a, b] if a < b))
+}
+
+/// Insertion sort of `v`, ascending, giving up (`false`, `v` a permutation
+/// of what it was no more) once it has moved more than `budget` elements.
+fn insertion_sort_within<T: Copy + Ord>(v: &mut [T], budget: usize) -> bool {
+    let mut moves: usize = 0;
+    for i in 1..v.len() {
+        let Some(&x) = v.get(i) else {
+            return false;
+        };
+        let mut j = i;
+        while j > 0 {
+            // j > 0: never wraps.
+            let Some(&prev) = v.get(j.wrapping_sub(1)) else {
+                return false;
+            };
+            if prev <= x {
+                break;
+            }
+            if let Some(slot) = v.get_mut(j) {
+                *slot = prev;
+            }
+            j = j.wrapping_sub(1);
+            moves = moves.saturating_add(1);
+            if moves > budget {
+                return false;
+            }
+        }
+        if let Some(slot) = v.get_mut(j) {
+            *slot = x;
+        }
+    }
+    true
+}
+
 /// The population: round after round, each server in `setup` order claims
 /// its turns' worth of the next free slots of its walk, until all `m` slots
 /// of `table` (all [`EMPTY`]) are claimed. Returns the slots filled and the
@@ -773,23 +938,28 @@ fn fill(table: &mut [u16], setup: &mut [DestSetup], m: u32) -> (u32, u32) {
             }
             // The walk's state in locals while the server claims its turns.
             let (mut perm, skip) = (ds.perm, ds.skip);
+            let start = filled;
             for _ in 0..ds.turns {
                 // Some slot is free: fewer than M are filled.
                 perm = next_free(perm, skip, table, m);
                 let Some(slot) = table.get_mut(perm as usize) else {
                     // Not reachable: the walk stays in the table.
-                    ds.perm = perm;
-                    break 'fill;
+                    break;
                 };
                 *slot = ds.index;
                 // At most M.
                 filled = filled.wrapping_add(1);
                 if filled == m {
-                    ds.perm = perm;
-                    break 'fill;
+                    break;
                 }
             }
             ds.perm = perm;
+            // This round's claims (filled only grows): the server's count
+            // without a counter in the probe loop.
+            ds.claimed = ds.claimed.wrapping_add(filled.wrapping_sub(start));
+            if filled == m || filled.wrapping_sub(start) < ds.turns {
+                break 'fill;
+            }
         }
         if filled == before {
             // No server has turns (the caller returns before then).
@@ -798,6 +968,106 @@ fn fill(table: &mut [u16], setup: &mut [DestSetup], m: u32) -> (u32, u32) {
         first_round = false;
     }
     (filled, servers)
+}
+
+/// In [`match_servers`]' results: a server the other list does not have.
+/// Never a server index (those are below [`MAX_SERVERS`], `EMPTY - 1`).
+pub const UNMATCHED: u16 = EMPTY - 1;
+
+/// How many unmatched servers [`match_servers`] compares on each side to
+/// tell an exact match: a server removed and added back is unmatched on
+/// both sides, which is only looked for among this many.
+const MATCH_CHECKED: usize = 4;
+
+/// Matches the servers of an earlier list (`old_id(i)`, the identity of its
+/// server `i`, for `i < to_new.len()`) with those of the current one
+/// (`new_id(j)`, `j < to_old.len()`): `to_new[i]` becomes the current index
+/// of old server `i`, or [`UNMATCHED`], and `to_old[j]` the old index of
+/// server `j`, or [`UNMATCHED`]. For the lists of a caller that adds
+/// servers at the head and removes them anywhere (IPVS does): the servers
+/// both lists have are then in the same order in both, after the added
+/// ones, and one walk from the tails matches every one of them, whatever
+/// the number of additions and removals.
+///
+/// Returns whether the match is exact: no identity is unmatched on both
+/// sides. That fails for a server removed and added back (at the head)
+/// between the lists, and is not looked into (`false`) when more than a
+/// few servers are unmatched on a side, or an identity is missing. Whatever
+/// the lists, matched servers have equal identities.
+pub fn match_servers(
+    old_id: impl Fn(usize) -> Option<usize>,
+    new_id: impl Fn(usize) -> Option<usize>,
+    to_new: &mut [u16],
+    to_old: &mut [u16],
+) -> bool {
+    to_new.fill(UNMATCHED);
+    to_old.fill(UNMATCHED);
+    let (mut i, mut j) = (to_new.len(), to_old.len());
+    let mut old_only = [0usize; MATCH_CHECKED];
+    let mut n_old_only: usize = 0;
+    let mut complete = true;
+    while i > 0 && j > 0 {
+        // i, j > 0: never wraps.
+        let (pi, pj) = (i.wrapping_sub(1), j.wrapping_sub(1));
+        let (Some(a), Some(b)) = (old_id(pi), new_id(pj)) else {
+            return false;
+        };
+        if a == b {
+            if let (Some(n), Some(o), Ok(vj), Ok(vi)) = (
+                to_new.get_mut(pi),
+                to_old.get_mut(pj),
+                u16::try_from(pj),
+                u16::try_from(pi),
+            ) {
+                *n = vj;
+                *o = vi;
+            }
+            j = pj;
+        } else {
+            // Not at the tail of the current list: removed.
+            match old_only.get_mut(n_old_only) {
+                Some(slot) => *slot = a,
+                None => complete = false,
+            }
+            n_old_only = n_old_only.saturating_add(1);
+        }
+        i = pi;
+    }
+    // Old servers left over were removed (the current list ran out); the
+    // current list's first `j` servers were added.
+    if i > MATCH_CHECKED.saturating_sub(n_old_only) || j > MATCH_CHECKED {
+        return false;
+    }
+    for k in 0..i {
+        let Some(a) = old_id(k) else {
+            return false;
+        };
+        if let Some(slot) = old_only.get_mut(n_old_only) {
+            *slot = a;
+        }
+        n_old_only = n_old_only.saturating_add(1);
+    }
+    complete
+        && (0..j)
+            .all(|k| new_id(k).is_some_and(|b| !old_only.iter().take(n_old_only).any(|&a| a == b)))
+}
+
+/// How many slots hold another server in `new` than in `old`, with `to_new`
+/// mapping `old`'s server indices to `new`'s ([`UNMATCHED`] for a server
+/// `new` lacks): one pass over both tables. [`EMPTY`] stays [`EMPTY`]; a
+/// slot only one of them has counts as changed.
+pub fn changed_slots(old: &[u16], new: &[u16], to_new: &[u16]) -> u32 {
+    let mut changed: u32 = 0;
+    for (&o, &n) in old.iter().zip(new.iter()) {
+        let o = if o == EMPTY {
+            EMPTY
+        } else {
+            to_new.get(usize::from(o)).copied().unwrap_or(UNMATCHED)
+        };
+        changed = changed.saturating_add(u32::from(o != n));
+    }
+    let extra = old.len().abs_diff(new.len());
+    changed.saturating_add(u32::try_from(extra).unwrap_or(u32::MAX))
 }
 
 /// Counts the slots of each server: `counts[i]` becomes the number of
@@ -1181,3 +1451,98 @@ pub const HASH_VECTORS: [HashVector; 6] = [
         hash: 0xd99c_5595,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insertion_sort_sorts_within_its_budget() {
+        let mut v = [3u32, 1, 2, 5, 4];
+        assert!(insertion_sort_within(&mut v, 10));
+        assert_eq!(v, [1, 2, 3, 4, 5]);
+        // Reverse order of 6 needs 15 moves.
+        let mut w = [6u32, 5, 4, 3, 2, 1];
+        assert!(!insertion_sort_within(&mut w, 14));
+        let mut w = [6u32, 5, 4, 3, 2, 1];
+        assert!(insertion_sort_within(&mut w, 15));
+        assert_eq!(w, [1, 2, 3, 4, 5, 6]);
+    }
+
+    fn four() -> [Server; 4] {
+        [
+            v4([10, 0, 0, 4], 80, 1),
+            v4([10, 0, 0, 2], 80, 1),
+            v4([10, 0, 0, 1], 80, 1),
+            v4([10, 0, 0, 3], 80, 1),
+        ]
+    }
+
+    #[test]
+    fn order_hint_is_checked() {
+        let servers = four();
+        let key_of = |i: usize, s: &Server| SortKey::new(&s.addr, s.port, i as u16);
+        let mut o = [SortKey::default(); 4];
+        // The population order itself, and one server out of place.
+        assert!(sort_hinted(&mut o, &[2, 1, 3, 0], &servers, &key_of));
+        assert_eq!(o.map(|k| k.index()), [2, 1, 3, 0]);
+        assert!(sort_hinted(&mut o, &[1, 3, 0, 2], &servers, &key_of));
+        assert_eq!(o.map(|k| k.index()), [2, 1, 3, 0]);
+        // Not a permutation: a repeated index, one out of range, too short.
+        assert!(!sort_hinted(&mut o, &[2, 1, 1, 0], &servers, &key_of));
+        assert!(!sort_hinted(&mut o, &[2, 1, 3, 4], &servers, &key_of));
+        assert!(!sort_hinted(&mut o, &[2, 1, 3], &servers, &key_of));
+    }
+
+    #[test]
+    fn given_walks_are_used() {
+        // Two servers' walks swapped: a build that reads its hints makes
+        // another table (which is why they must be the servers' own).
+        let servers = four();
+        let size = TableSize::new(251).unwrap();
+        let mut walks: [Walk; 4] = servers.map(|s| Walk::of(size, &s.addr, s.port));
+        let build = |walks: &[Walk]| {
+            let mut table = [0u16; 251];
+            let mut setup = [DestSetup::default(); 4];
+            let mut order = [SortKey::default(); 4];
+            build_table_hinted(
+                size,
+                &servers,
+                None,
+                Hints { walks, order: &[] },
+                Order::Sorted,
+                &mut table,
+                Scratch {
+                    setup: &mut setup,
+                    order: &mut order,
+                },
+            )
+            .unwrap();
+            table
+        };
+        let own = build(&walks);
+        assert_eq!(own, build(&[]));
+        walks.swap(0, 1);
+        assert_ne!(own, build(&walks));
+    }
+
+    #[test]
+    fn walks_that_cannot_be_are_not_used() {
+        assert!(!Walk::default().fits(251));
+        assert!(!Walk {
+            offset: 251,
+            skip: 1
+        }
+        .fits(251));
+        assert!(!Walk {
+            offset: 0,
+            skip: 251
+        }
+        .fits(251));
+        assert!(Walk {
+            offset: 250,
+            skip: 250
+        }
+        .fits(251));
+    }
+}

@@ -190,6 +190,88 @@ proptest! {
     }
 }
 
+/// Builds with `hints` and returns the table and the setup (population
+/// order).
+fn build_hinted(
+    size: TableSize,
+    servers: &[Server],
+    hints: maglev::Hints<'_>,
+    order: Order,
+) -> (Vec<u16>, maglev::BuildStats, Vec<maglev::DestSetup>) {
+    let mut table = vec![0x5a5a; size.slots() as usize];
+    let mut setup = vec![maglev::DestSetup::default(); servers.len()];
+    let mut keys = vec![maglev::SortKey::default(); servers.len()];
+    let stats = maglev::build_table_hinted(
+        size,
+        servers,
+        None,
+        hints,
+        order,
+        &mut table,
+        maglev::Scratch {
+            setup: &mut setup,
+            order: &mut keys,
+        },
+    )
+    .expect("build");
+    (table, stats, setup)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Hints change nothing: the table and statistics equal those of a
+    /// build without hints, whether the walks are the servers' own, not
+    /// known or given for some servers only, and whether the order hint is
+    /// the population order, that order with one server moved (as after
+    /// an add), a shuffle of it or arbitrary indices; and each server's
+    /// claimed count is its slot count.
+    #[test]
+    fn hints_change_nothing(
+        size in any_size(),
+        servers in servers(64),
+        order in any_order(),
+        seed in any::<u64>(),
+        junk in prop::collection::vec(any::<u16>(), 0..=70),
+    ) {
+        let (plain, plain_stats, setup) = build_hinted(size, &servers, maglev::Hints::default(), order);
+        let n = servers.len();
+        let counts = common::slot_counts(&plain, n);
+        for ds in &setup {
+            prop_assert_eq!(ds.claimed(), counts[usize::from(ds.index())]);
+        }
+        let own: Vec<maglev::Walk> = servers.iter().map(|s| maglev::Walk::of(size, &s.addr, s.port)).collect();
+        let unknown = vec![maglev::Walk::default(); n];
+        let population: Vec<u16> = setup.iter().map(|d| d.index()).collect();
+        // One server taken out of the population order and put last.
+        let mut moved = population.clone();
+        let mut rng = common::Rng(seed | 1);
+        if n > 1 {
+            let x = moved.remove((rng.next() % n as u64) as usize);
+            moved.push(x);
+        }
+        let mut shuffled = population.clone();
+        for i in (1..n).rev() {
+            shuffled.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        let walk_hints: [&[maglev::Walk]; 4] = [&own, &unknown, &own[..n / 2], &[]];
+        let order_hints: [&[u16]; 5] = [&population, &moved, &shuffled, &junk, &[]];
+        for walks in walk_hints {
+            for hint in order_hints {
+                let (t, st, su) = build_hinted(size, &servers, maglev::Hints { walks, order: hint }, order);
+                prop_assert_eq!(&t, &plain);
+                prop_assert_eq!(st, plain_stats);
+                let got: Vec<u16> = su.iter().map(|d| d.index()).collect();
+                prop_assert_eq!(&got, &population);
+                for (a, b) in su.iter().zip(&setup) {
+                    prop_assert_eq!(a.walk(), b.walk());
+                    prop_assert_eq!(a.claimed(), b.claimed());
+                }
+            }
+        }
+    }
+}
+
 /// Servers for the disruption property: M = 4093, 5..=64 servers, weights
 /// 1..=4 with at least two of weight 1 (so removing any one keeps the gcd at
 /// 1 and the turns unchanged), and distinct hash inputs (`fold(addr) +

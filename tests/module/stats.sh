@@ -51,6 +51,20 @@ format_ok() {
 check "header names the columns, S and D records as configured" format_ok
 check "per-server slots equal the model's" slots_match_model
 
+# The slots that changed owner in the last rebuild, as /proc counts them,
+# equal what mhsim computes between the configuration before it ($1, saved
+# `ipvsadm -Sn`) and now.
+moved_as_model() {
+	local want got
+	ip netns exec d ipvsadm -Sn >/tmp/after.sn || return 1
+	want=$("$MHSIM" diff --json --service "$SVC" --before-file "$1" --after-file /tmp/after.sn |
+		jq .changed_slots)
+	got=$(S moved)
+	echo "moved: proc $got, model $want"
+	[ -n "$got" ] && [ "$got" = "$want" ]
+}
+saved_config() { ip netns exec d ipvsadm -Sn >"$1"; }
+
 decisions_move() {
 	clients /tmp/s1 10.0.1.2 41001 100
 	probe_vs_model stats tcp "$VIP" /tmp/s1 || return 1
@@ -60,6 +74,7 @@ decisions_move() {
 check "100 flows count 100 decisions" decisions_move
 
 after_change() {
+	saved_config /tmp/before.sn || return 1
 	ip netns exec d ipvsadm -e -t "$VIP" -r 10.0.2.12:80 -m -w 3 || return 1
 	local out moved
 	out=$(PROC)
@@ -67,7 +82,7 @@ after_change() {
 	echo "$out"
 	# The weight change is the 5th table; some slots moved, not all.
 	[ "$(S rebuilds)" = 5 ] && [ "$moved" -gt 0 ] &&
-		[ "$moved" -lt 4093 ] && slots_match_model
+		[ "$moved" -lt 4093 ] && slots_match_model && moved_as_model /tmp/before.sn
 }
 check "after a weight change: rebuild counted, moved slots, model agrees" after_change
 
@@ -107,6 +122,26 @@ bytes_accounted() {
 		[ "$(S bytes)" = "$b4" ]
 }
 check "bytes: 2 per slot, a small part per server and per service" bytes_accounted
+
+moved_on_add_and_delete() {
+	# 10.0.2.5 sorts before every other server: the population order
+	# changes at its start, not its end.
+	saved_config /tmp/before.sn || return 1
+	ip netns exec d ipvsadm -a -t "$VIP" -r 10.0.2.5:80 -m -w 2 || return 1
+	moved_as_model /tmp/before.sn && slots_match_model || return 1
+	saved_config /tmp/before.sn || return 1
+	ip netns exec d ipvsadm -d -t "$VIP" -r 10.0.2.13:80 || return 1
+	moved_as_model /tmp/before.sn && slots_match_model || return 1
+	# Back to the four servers of the steps below: IPVS takes 10.0.2.13 out
+	# of its trash, the same server object, at the head of the list.
+	saved_config /tmp/before.sn || return 1
+	ip netns exec d ipvsadm -a -t "$VIP" -r 10.0.2.13:80 -m -w 1 -x 100 || return 1
+	moved_as_model /tmp/before.sn && slots_match_model || return 1
+	saved_config /tmp/before.sn || return 1
+	ip netns exec d ipvsadm -d -t "$VIP" -r 10.0.2.5:80 || return 1
+	moved_as_model /tmp/before.sn && slots_match_model
+}
+check "moved slots equal the model's after an add and a delete" moved_on_add_and_delete
 
 fallbacks_counted() {
 	# A service of its own, whose servers hold no connection: since Linux
