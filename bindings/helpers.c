@@ -72,19 +72,6 @@ void mh_rs_svc_unlock(struct ip_vs_service *svc)
 	mutex_unlock(&svc->ipvs->service_mutex);
 }
 
-/* The server after @prev in the service's list (the first if @prev is NULL). */
-struct ip_vs_dest *mh_rs_svc_dest_next(struct ip_vs_service *svc,
-				       struct ip_vs_dest *prev)
-{
-	struct list_head *next;
-
-	lockdep_assert_held(&svc->ipvs->service_mutex);
-	next = prev ? prev->n_list.next : svc->destinations.next;
-	if (next == &svc->destinations)
-		return NULL;
-	return list_entry(next, struct ip_vs_dest, n_list);
-}
-
 struct net *mh_rs_svc_net(const struct ip_vs_service *svc)
 {
 	return svc->ipvs->net;

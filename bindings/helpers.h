@@ -38,8 +38,6 @@ int mh_rs_sched_register(struct ip_vs_scheduler *sched, const char *name,
 void mh_rs_svc_assert_locked(const struct ip_vs_service *svc);
 bool mh_rs_svc_trylock(struct ip_vs_service *svc);
 void mh_rs_svc_unlock(struct ip_vs_service *svc);
-struct ip_vs_dest *mh_rs_svc_dest_next(struct ip_vs_service *svc,
-				       struct ip_vs_dest *prev);
 struct net *mh_rs_svc_net(const struct ip_vs_service *svc);
 
 void mh_rs_dest_hold(struct ip_vs_dest *dest);

@@ -28,6 +28,7 @@ void mh_rs_layout(void)
 	OFFSET(SVC_FLAGS, ip_vs_service, flags);
 	OFFSET(SVC_SCHED_DATA, ip_vs_service, sched_data);
 	OFFSET(SVC_NUM_DESTS, ip_vs_service, num_dests);
+	OFFSET(SVC_DESTINATIONS, ip_vs_service, destinations);
 	DEFINE(DEST_SIZE, sizeof(struct ip_vs_dest));
 	OFFSET(DEST_AF, ip_vs_dest, af);
 	OFFSET(DEST_PORT, ip_vs_dest, port);
@@ -36,6 +37,9 @@ void mh_rs_layout(void)
 	OFFSET(DEST_WEIGHT, ip_vs_dest, weight);
 	OFFSET(DEST_CFLAGS, ip_vs_dest, cflags);
 	OFFSET(DEST_LAST_WEIGHT, ip_vs_dest, last_weight);
+	OFFSET(DEST_N_LIST, ip_vs_dest, n_list);
+	OFFSET(LIST_NEXT, list_head, next);
+	DEFINE(LIST_NEXT_SIZE, sizeof_field(struct list_head, next));
 	OFFSET(SKB_LEN, sk_buff, len);
 	DEFINE(SKB_LEN_SIZE, sizeof_field(struct sk_buff, len));
 	OFFSET(SKB_DATA_LEN, sk_buff, data_len);

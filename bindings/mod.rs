@@ -86,6 +86,7 @@ const _: () = {
     assert!(offset_of!(raw::ip_vs_service, flags) == layout::SVC_FLAGS);
     assert!(offset_of!(raw::ip_vs_service, sched_data) == layout::SVC_SCHED_DATA);
     assert!(offset_of!(raw::ip_vs_service, num_dests) == layout::SVC_NUM_DESTS);
+    assert!(offset_of!(raw::ip_vs_service, destinations) == layout::SVC_DESTINATIONS);
     assert!(size_of::<raw::ip_vs_dest>() == layout::DEST_SIZE);
     assert!(offset_of!(raw::ip_vs_dest, af) == layout::DEST_AF);
     assert!(offset_of!(raw::ip_vs_dest, port) == layout::DEST_PORT);
@@ -94,6 +95,8 @@ const _: () = {
     assert!(offset_of!(raw::ip_vs_dest, weight) == layout::DEST_WEIGHT);
     assert!(offset_of!(raw::ip_vs_dest, cflags) == layout::DEST_CFLAGS);
     assert!(offset_of!(raw::ip_vs_dest, last_weight) == layout::DEST_LAST_WEIGHT);
+    assert!(offset_of!(raw::ip_vs_dest, n_list) == layout::DEST_N_LIST);
+    assert!(layout::LIST_NEXT_SIZE == size_of::<*mut raw::list_head>());
     assert!(layout::SKB_LEN_SIZE == size_of::<u32>());
     assert!(layout::SKB_DATA_LEN_SIZE == size_of::<u32>());
     assert!(layout::SKB_DATA_SIZE == size_of::<*const u8>());
