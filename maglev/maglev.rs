@@ -657,11 +657,16 @@ impl SortKey {
     }
 }
 
+/// Whether every key of `v` is below the next.
+fn strictly_increasing(v: &[SortKey]) -> bool {
+    v.windows(2).all(|w| matches!(*w, [a, b] if a < b))
+}
+
 /// Sorts `v` ascending: in one pass when it is in order already, or in
 /// reverse order, as servers added in address order are (IPVS lists the
 /// newest first); by [`heap_sort`] otherwise.
 fn sort_keys(v: &mut [SortKey]) {
-    if v.windows(2).all(|w| matches!(*w, [a, b] if a < b)) {
+    if strictly_increasing(v) {
         return;
     }
     if v.windows(2).all(|w| matches!(*w, [a, b] if a > b)) {
@@ -884,7 +889,7 @@ fn sort_hinted(
         *slot = key_of(usize::from(i), s);
     }
     let budget = o.len().saturating_mul(2).saturating_add(16);
-    insertion_sort_within(o, budget) && o.windows(2).all(|w| matches!(*w, [a, b] if a < b))
+    insertion_sort_within(o, budget) && strictly_increasing(o)
 }
 
 /// Insertion sort of `v`, ascending, giving up (`false`, `v` a permutation

@@ -51,19 +51,20 @@ format_ok() {
 check "header names the columns, S and D records as configured" format_ok
 check "per-server slots equal the model's" slots_match_model
 
+saved_config() { ip netns exec d ipvsadm -Sn >"$1"; }
+
 # The slots that changed owner in the last rebuild, as /proc counts them,
 # equal what mhsim computes between the configuration before it ($1, saved
 # `ipvsadm -Sn`) and now.
 moved_as_model() {
 	local want got
-	ip netns exec d ipvsadm -Sn >/tmp/after.sn || return 1
+	saved_config /tmp/after.sn || return 1
 	want=$("$MHSIM" diff --json --service "$SVC" --before-file "$1" --after-file /tmp/after.sn |
 		jq .changed_slots)
 	got=$(S moved)
 	echo "moved: proc $got, model $want"
 	[ -n "$got" ] && [ "$got" = "$want" ]
 }
-saved_config() { ip netns exec d ipvsadm -Sn >"$1"; }
 
 decisions_move() {
 	clients /tmp/s1 10.0.1.2 41001 100
